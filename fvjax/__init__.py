@@ -1,0 +1,1 @@
+from fvjax._src.model import Model

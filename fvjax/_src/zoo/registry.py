@@ -1,0 +1,60 @@
+"""`fvjax.zoo.load`: pretrained models by name, weights vendored in the package."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from fvjax._src.errors import FvjaxError
+from fvjax._src.model import Model
+from fvjax._src.zoo import weights as weights_io
+from fvjax._src.zoo.tiny_darknet import TinyDarknet
+
+WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+                           "weights")
+
+
+def read_labels(path: str) -> tuple[str, ...]:
+  """Class names from a ``synset<TAB>name`` file, in file order."""
+  with open(path) as f:
+    return tuple(line.rstrip("\n").split("\t")[-1] for line in f if line.strip())
+
+
+def _tiny_darknet(weights: str | None) -> Model:
+  module = TinyDarknet()
+  template = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 224, 224, 3)))
+  path = weights or os.path.join(WEIGHTS_DIR, "tiny_darknet.safetensors")
+  variables = jax.tree.map(jnp.asarray, weights_io.load(path, template))
+  labels = read_labels(os.path.join(WEIGHTS_DIR, "tiny_darknet_labels.tsv"))
+  return Model.from_flax(module, variables, input_size=(224, 224), min_size=16,
+                         labels=labels, name="tiny-darknet")
+
+
+_MODELS: dict[str, Callable[[str | None], Model]] = {"tiny-darknet": _tiny_darknet}
+
+
+def names() -> tuple[str, ...]:
+  """Names `load` accepts."""
+  return tuple(_MODELS)
+
+
+def load(name: str, *, weights: str | None = None) -> Model:
+  """A pretrained model by name; ``weights`` overrides the vendored weights file.
+
+  Raises `FvjaxError` for an unknown name (listing the valid names) and for a weights
+  file that is unreadable or does not match the architecture (naming the tensor).
+  """
+  if name not in _MODELS:
+    raise FvjaxError(f"unknown model {name!r}; valid models: {', '.join(_MODELS)}")
+  if weights is None:
+    return _cached(name)
+  return _MODELS[name](weights)
+
+
+@functools.lru_cache(maxsize=None)
+def _cached(name: str) -> Model:
+  return _MODELS[name](None)
