@@ -1,0 +1,366 @@
+"""Objectives: small pytree values scoring a batch of images by their activations.
+
+An objective is called on the activations dict of a batch of ``B`` images (as returned by a
+`fvjax.Model`, plus ``"input"``: the images fed to the model, ``[B, H, W, 3]`` in [0, 1]) and
+returns one score per image, ``[B]``; optimization maximises the sum. Objectives compose:
+``a + b``, ``a - b``, ``-a``, ``3 * a``, ``a * b``, ``a / 2`` and ``sum([...])``.
+
+Unit indices, direction vectors and scale factors are pytree leaves (traced), while layer
+names and batch selections are static; so one compiled render serves every unit. A leaf
+with one extra leading axis (``channel("conv2d_8", jnp.arange(16))``) makes the objective a
+batch of K objectives, which `fvjax.render` optimizes in parallel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, ClassVar, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fvjax._src.errors import FvjaxError
+
+Activations = dict[str, jax.Array]
+
+
+def _objective(cls=None, *, traced: dict[str, int] | None = None):
+  """Class decorator: a frozen dataclass registered as a pytree.
+
+  ``traced`` maps each traced field to the number of axes one unit has (0 for an index, 1
+  for a vector); fields holding objectives are pytree children; all others are static.
+  """
+
+  def wrap(cls):
+    cls = dataclasses.dataclass(frozen=True, eq=False)(cls)
+    cls._traced = dict(traced or {})
+    fields = [f.name for f in dataclasses.fields(cls)]
+    data = [f for f in fields if f in cls._traced or f in cls._children]
+    meta = [f for f in fields if f not in data]
+    jax.tree_util.register_dataclass(cls, data_fields=data, meta_fields=meta)
+    return cls
+
+  return wrap if cls is None else wrap(cls)
+
+
+class Objective:
+  """Base class: ``objective(acts) -> scores [B]``."""
+  _traced: ClassVar[dict[str, int]] = {}
+  _children: ClassVar[tuple[str, ...]] = ()
+
+  def __call__(self, acts: Activations) -> jax.Array:
+    raise NotImplementedError
+
+  # -- algebra ------------------------------------------------------------------------
+  def __add__(self, other):
+    if isinstance(other, (int, float)) and other == 0:
+      return self
+    return Sum((self, _as_objective(other, "+")))
+
+  __radd__ = __add__  # sum([...]) starts from 0
+
+  def __sub__(self, other):
+    return Sum((self, Scaled(_as_objective(other, "-"), jnp.float32(-1.0))))
+
+  def __rsub__(self, other):
+    return _as_objective(other, "-") - self
+
+  def __neg__(self):
+    return Scaled(self, jnp.float32(-1.0))
+
+  def __mul__(self, other):
+    if isinstance(other, Objective):
+      return Product(self, other)
+    return Scaled(self, _as_factor(other))
+
+  __rmul__ = __mul__
+
+  def __truediv__(self, other):
+    return Scaled(self, 1.0 / _as_factor(other))
+
+  # -- structure ----------------------------------------------------------------------
+  def children(self) -> tuple["Objective", ...]:
+    kids = []
+    for name in self._children:
+      value = getattr(self, name)
+      kids.extend(value if isinstance(value, tuple) else (value,))
+    return tuple(kids)
+
+  def map_traced(self, fn: Callable[[jax.Array, int], jax.Array]) -> "Objective":
+    """A copy with ``fn(leaf, unit_ndim)`` applied to every traced leaf, recursively."""
+    changes = {name: fn(getattr(self, name), ndim) for name, ndim in self._traced.items()}
+    for name in self._children:
+      value = getattr(self, name)
+      changes[name] = (tuple(v.map_traced(fn) for v in value) if isinstance(value, tuple)
+                       else value.map_traced(fn))
+    return dataclasses.replace(self, **changes)
+
+  def unit_count(self) -> int | None:
+    """K when some traced leaf has a leading unit axis, else None (one objective)."""
+    counts = set()
+
+    def visit(leaf, ndim):
+      if jnp.ndim(leaf) == ndim + 1:
+        counts.add(jnp.shape(leaf)[0])
+      elif jnp.ndim(leaf) != ndim:
+        raise FvjaxError(f"{type(self).__name__}: a traced value has shape {jnp.shape(leaf)}; "
+                         f"expected {ndim} axes for one unit or {ndim + 1} for a batch")
+      return leaf
+
+    self.map_traced(visit)
+    if len(counts) > 1:
+      raise FvjaxError(f"objective mixes unit batches of sizes {sorted(counts)}; "
+                       "all batched values must have the same leading size")
+    return counts.pop() if counts else None
+
+  def check(self, model) -> None:
+    """Raise `FvjaxError` if the objective does not fit ``model`` (layers, index ranges)."""
+    for child in self.children():
+      child.check(model)
+
+
+def _as_objective(value, op: str) -> Objective:
+  if not isinstance(value, Objective):
+    raise FvjaxError(f"cannot combine an objective with {value!r} by {op!r}; "
+                     "objectives add to objectives and multiply by numbers")
+  return value
+
+
+def _as_factor(value) -> jax.Array:
+  if isinstance(value, Objective):
+    raise FvjaxError("divide an objective by a number, not by an objective")
+  return jnp.asarray(value, jnp.float32)
+
+
+def _select(scores: jax.Array, batch: int | None) -> jax.Array:
+  """Zero the scores of every image but ``batch`` (None keeps all)."""
+  if batch is None:
+    return scores
+  return jnp.where(jnp.arange(scores.shape[0]) == batch, scores, 0.0)
+
+
+def _check_layer(model, layer: str) -> tuple[int, ...]:
+  return model.layer_shape(layer)
+
+
+def _check_index(model, layer: str, index, what: str = "channel") -> None:
+  size = _check_layer(model, layer)[-1]
+  values = np.asarray(index)
+  if values.size and (values.min() < 0 or values.max() >= size):
+    bad = values[(values < 0) | (values >= size)]
+    raise FvjaxError(f"{what} index {bad.tolist()[0]} is out of range for layer {layer!r} "
+                     f"of model {model.name!r}, which has {size} channels (valid: 0..{size - 1})")
+
+
+def _spatial_mean(x: jax.Array) -> jax.Array:
+  """``[B, ...spatial]`` -> ``[B]``."""
+  return x.reshape(x.shape[0], -1).mean(axis=1)
+
+
+# -- unit objectives --------------------------------------------------------------------
+@_objective(traced={"index": 0})
+class Channel(Objective):
+  """Mean activation of channel ``index`` of ``layer`` over all positions."""
+  layer: str
+  index: Any
+  batch: int | None = None
+
+  def __call__(self, acts):
+    return _select(_spatial_mean(jnp.take(acts[self.layer], self.index, axis=-1)), self.batch)
+
+  def check(self, model):
+    _check_index(model, self.layer, self.index)
+
+
+@_objective(traced={"index": 0})
+class Neuron(Objective):
+  """Activation of channel ``index`` at one position ``(y, x)``; the centre by default."""
+  layer: str
+  index: Any
+  y: int | None = None
+  x: int | None = None
+  batch: int | None = None
+
+  def __call__(self, acts):
+    a = acts[self.layer]
+    if a.ndim != 4:
+      raise FvjaxError(f"neuron needs a spatial layer; {self.layer!r} has shape {a.shape}")
+    y = a.shape[1] // 2 if self.y is None else self.y
+    x = a.shape[2] // 2 if self.x is None else self.x
+    return _select(jnp.take(a[:, y, x], self.index, axis=-1), self.batch)
+
+  def check(self, model):
+    _check_index(model, self.layer, self.index)
+
+
+@_objective
+class LayerObjective(Objective):
+  """DeepDream: mean square of every activation of ``layer``."""
+  layer: str
+  batch: int | None = None
+
+  def __call__(self, acts):
+    return _select(_spatial_mean(jnp.square(acts[self.layer])), self.batch)
+
+  def check(self, model):
+    _check_layer(model, self.layer)
+
+
+@_objective(traced={"index": 0})
+class ClassLogit(Objective):
+  """Logit ``index`` (pre-softmax class score)."""
+  index: Any
+  batch: int | None = None
+
+  def __call__(self, acts):
+    return _select(jnp.take(acts["logits"], self.index, axis=-1), self.batch)
+
+  def check(self, model):
+    _check_index(model, "logits", self.index, what="class")
+
+
+@_objective(traced={"index": 0})
+class ClassProbability(Objective):
+  """Softmax probability of class ``index``, in [0, 1]."""
+  index: Any
+  batch: int | None = None
+
+  def __call__(self, acts):
+    return _select(jnp.take(jax.nn.softmax(acts["logits"], axis=-1), self.index, axis=-1),
+                   self.batch)
+
+  def check(self, model):
+    _check_index(model, "logits", self.index, what="class")
+
+
+@_objective(traced={"vector": 1})
+class Direction(Objective):
+  """Mean over positions of the dot product of ``layer``'s activation with ``vector`` [C].
+
+  With ``cossim_pow > 0`` each position's dot product is multiplied by its cosine
+  similarity to ``vector`` raised to that power (Lucid's weighting), favouring activations
+  that point along the direction rather than merely being large.
+  """
+  layer: str
+  vector: Any
+  cossim_pow: float = 0.0
+  batch: int | None = None
+
+  def __call__(self, acts):
+    a = acts[self.layer]
+    v = self.vector.astype(a.dtype)
+    dot = jnp.tensordot(a, v, axes=[[-1], [0]])
+    if self.cossim_pow:
+      cos = dot / (jnp.linalg.norm(a, axis=-1) * jnp.linalg.norm(v) + 1e-6)
+      dot = dot * jnp.maximum(cos, 0.1) ** self.cossim_pow
+    return _select(_spatial_mean(dot), self.batch)
+
+  def check(self, model):
+    size = _check_layer(model, self.layer)[-1]
+    if jnp.shape(self.vector)[-1] != size:
+      raise FvjaxError(f"direction vector has length {jnp.shape(self.vector)[-1]}; layer "
+                       f"{self.layer!r} of model {model.name!r} has {size} channels")
+
+
+# -- composition -------------------------------------------------------------------------
+@_objective
+class Sum(Objective):
+  terms: tuple[Objective, ...]
+  _children: ClassVar[tuple[str, ...]] = ("terms",)
+
+  def __call__(self, acts):
+    return sum(t(acts) for t in self.terms)
+
+
+@_objective(traced={"factor": 0})
+class Scaled(Objective):
+  objective: Objective
+  factor: Any
+  _children: ClassVar[tuple[str, ...]] = ("objective",)
+
+  def __call__(self, acts):
+    return self.factor * self.objective(acts)
+
+
+@_objective
+class Product(Objective):
+  left: Objective
+  right: Objective
+  _children: ClassVar[tuple[str, ...]] = ("left", "right")
+
+  def __call__(self, acts):
+    return self.left(acts) * self.right(acts)
+
+
+# -- constructors (the public names) ---------------------------------------------------
+def _index(value) -> jax.Array:
+  return jnp.asarray(value, jnp.int32)
+
+
+def channel(layer: str, index, *, batch: int | None = None) -> Objective:
+  """Mean activation of channel ``index`` (an int, or ``[K]`` ints for K units)."""
+  return Channel(layer, _index(index), batch)
+
+
+def neuron(layer: str, index, y: int | None = None, x: int | None = None, *,
+           batch: int | None = None) -> Objective:
+  """Channel ``index`` at position ``(y, x)`` of a spatial layer; the centre by default."""
+  return Neuron(layer, _index(index), y, x, batch)
+
+
+def layer(name: str, *, batch: int | None = None) -> Objective:
+  """DeepDream objective: mean square of the layer's activations."""
+  return LayerObjective(name, batch)
+
+
+deepdream = layer
+
+
+def class_logit(index, *, batch: int | None = None) -> Objective:
+  """The logit of class ``index`` (int or ``[K]``)."""
+  return ClassLogit(_index(index), batch)
+
+
+def class_probability(index, *, batch: int | None = None) -> Objective:
+  """The softmax probability of class ``index`` (int or ``[K]``)."""
+  return ClassProbability(_index(index), batch)
+
+
+def direction(layer: str, vector, *, cossim_pow: float = 0.0,
+              batch: int | None = None) -> Objective:
+  """Projection of ``layer``'s activations on ``vector`` ``[C]`` (or ``[K, C]``)."""
+  return Direction(layer, jnp.asarray(vector, jnp.float32), float(cossim_pow), batch)
+
+
+# -- batching for render -----------------------------------------------------------------
+def stack(objectives: Objective | Sequence[Objective]) -> tuple[int, Objective, bool]:
+  """``(K, objective with every traced leaf batched over K, batched)``.
+
+  Accepts one objective (batched or not) or a list of K unbatched objectives of the same
+  structure. ``batched`` is False only for a single unbatched objective (K = 1).
+  """
+  if isinstance(objectives, Objective):
+    count = objectives.unit_count()
+    if count is None:
+      return 1, objectives.map_traced(lambda leaf, _: jnp.asarray(leaf)[None]), False
+    return count, objectives.map_traced(
+        lambda leaf, ndim: leaf if jnp.ndim(leaf) == ndim + 1
+        else jnp.broadcast_to(leaf, (count, *jnp.shape(leaf)))), True
+  objectives = list(objectives)
+  if not objectives:
+    raise FvjaxError("render got an empty list of objectives")
+  for i, obj in enumerate(objectives):
+    if not isinstance(obj, Objective):
+      raise FvjaxError(f"objective {i} is {obj!r}, not an fvjax objective")
+    if obj.unit_count() is not None:
+      raise FvjaxError(f"objective {i} is itself a batch of {obj.unit_count()}; pass a list "
+                       "of single objectives or one batched objective, not both")
+  structure = jax.tree.structure(objectives[0])
+  for i, obj in enumerate(objectives[1:], start=1):
+    if jax.tree.structure(obj) != structure:
+      raise FvjaxError(f"objective {i} has a different structure from objective 0 "
+                       f"({jax.tree.structure(obj)} vs {structure}); a batch renders "
+                       "objectives that differ only in indices, vectors and factors")
+  stacked = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *objectives)
+  return len(objectives), stacked, True
