@@ -67,8 +67,9 @@ def _resample(images: jax.Array, scale: jax.Array, angle: jax.Array) -> jax.Arra
   yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32) - cy,
                         jnp.arange(w, dtype=jnp.float32) - cx, indexing="ij")
   cos, sin = jnp.cos(angle), jnp.sin(angle)
-  src_y = (cos * yy - sin * xx) / scale + cy
-  src_x = (sin * yy + cos * xx) / scale + cx
+  # Output pixel (y, x) reads the input at the inverse rotation (counter-clockwise on screen).
+  src_y = (cos * yy + sin * xx) / scale + cy
+  src_x = (-sin * yy + cos * xx) / scale + cx
 
   def one_channel(plane):
     return map_coordinates(plane, [src_y, src_x], order=1, mode="nearest")

@@ -1,0 +1,375 @@
+"""Impossibility theorems for feature visualization, demonstrated numerically.
+
+Reproduces part 4 (theory) of Geirhos et al. 2023, "Don't trust your eyes":
+twin ReLU networks with identical feature visualizations (argmin, argmax,
+min, max) that differ by (almost) the whole activation range elsewhere
+(Theorem 1), disagree on "is f(x) above the midpoint of its range" on a large
+set (Theorem 2), and the positive case (1-D affine functions are recovered
+exactly from their extremes).
+
+Reproduce (CPU, ~10 s):
+
+    /work/venv/bin/python experiments/geirhos/impossibility/main.py \
+        --out experiments/geirhos/impossibility/results --seed 0
+
+Writes ``config.json``, ``results.json``, ``fig_twins.png`` and
+``fig_decoders.png`` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+import jax  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from fvjax._src.reliability import impossibility as im  # noqa: E402
+
+DEFAULT_OUT = "experiments/geirhos/impossibility/results"
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    return x
+
+
+def _vis_dict(v: im.Extremes) -> dict:
+    return {"argmin": v.argmin, "argmax": v.argmax, "min": v.fmin, "max": v.fmax,
+            "imin": v.imin, "imax": v.imax}
+
+
+def continuous_decoders(vis: im.Extremes, pts: np.ndarray, dim: int) -> dict:
+    """Decoders that see only the visualization (name -> (N,) prediction)."""
+    out = {
+        "midpoint": im.decode_midpoint(vis, pts),
+        "linear_interp": im.decode_linear_interpolation(vis, pts),
+        "distance_weighted": im.decode_distance_weighted(vis, pts),
+    }
+    if dim == 1:
+        out["affine_fit_1d"] = im.decode_affine_1d(vis, pts)
+    return out
+
+
+def run_example(name, base, dim, n_grid, n_verify, cfg, rng):
+    pts = im.grid_points(dim, n_grid)
+    twins = im.make_twins(base, pts, delta_frac=cfg["delta_frac"], plateau_frac=cfg["plateau_frac"])
+    nets = {"f": twins.base, "g_plus": twins.g_plus, "g_minus": twins.g_minus}
+    vals = {k: im.mlp_apply_np(p, pts) for k, p in nets.items()}
+    vals32 = {k: np.asarray(im.mlp_apply(p, pts), np.float64) for k, p in nets.items()}
+    vis = {k: im.feature_visualization(v, pts) for k, v in vals.items()}
+    # Independent check on a finer grid that the twins' extremes are f's.
+    vpts = im.grid_points(dim, n_verify)
+    vvis = {k: im.feature_visualization(im.mlp_apply_np(p, vpts), vpts) for k, p in nets.items()}
+
+    def same(vd):
+        f = vd["f"]
+        return {
+            "argmin_identical": all(np.array_equal(vd[k].argmin, f.argmin) for k in vd),
+            "argmax_identical": all(np.array_equal(vd[k].argmax, f.argmax) for k in vd),
+            "max_abs_diff_min": max(abs(vd[k].fmin - f.fmin) for k in vd),
+            "max_abs_diff_max": max(abs(vd[k].fmax - f.fmax) for k in vd),
+        }
+
+    v0 = vis["f"]
+    r = v0.value_range
+    gp, gm, f = vals["g_plus"], vals["g_minus"], vals["f"]
+    gaps = {
+        "range": r,
+        "half_range_bound": 0.5 * r,
+        "sup_gplus_gminus": im.sup_distance(gp, gm),
+        "sup_f_gplus": im.sup_distance(f, gp),
+        "sup_f_gminus": im.sup_distance(f, gm),
+    }
+    gaps["gap_over_range"] = gaps["sup_gplus_gminus"] / r
+    gaps["gap_at_least_half_range"] = bool(gaps["sup_gplus_gminus"] >= 0.5 * r)
+
+    # Theorem 1: any decoder sees the same visualization for both twins.
+    decs = continuous_decoders(v0, pts, dim)
+    decs["base_network_f"] = f  # even outputting the true reference network
+    decs["pair_optimum"] = 0.5 * (gp + gm)  # best possible single output
+    thm1 = {k: im.decoder_error_report(p, gp, gm, v0) for k, p in decs.items()}
+
+    # Theorem 2: binary property "above the midpoint".
+    bdecs = {
+        "always_above": np.ones(len(pts), bool),
+        "always_below": np.zeros(len(pts), bool),
+        "coin_flip": rng.random(len(pts)) < 0.5,
+    }
+    for k in ("linear_interp", "distance_weighted", "base_network_f"):
+        bdecs[k + ">mid"] = decs[k] > v0.midpoint
+    thm2 = {k: im.midpoint_property_report(q, gp, gm, v0) for k, q in bdecs.items()}
+
+    res = {
+        "dim": dim,
+        "n_grid_points": len(pts),
+        "n_verify_points": len(vpts),
+        "depths": {k: im.mlp_depth(p) for k, p in nets.items()},
+        "widths": {k: [int(w.shape[1]) for w, _ in p] for k, p in nets.items()},
+        "visualization": {k: _vis_dict(v) for k, v in vis.items()},
+        "extremes_identical_grid": same(vis),
+        "extremes_identical_fine_grid": same(vvis),
+        "float32_vs_float64_max_abs_diff": max(
+            float(np.max(np.abs(vals32[k] - vals[k]))) for k in vals),
+        "construction": {"center": twins.center, "plateau_radius_l1": twins.radius,
+                         "slope": twins.slope, "delta": twins.delta},
+        "gaps": gaps,
+        "theorem1_decoders": thm1,
+        "theorem2_binary_decoders": thm2,
+    }
+    plot = {"pts": pts, "vals": vals, "vis": v0, "twins": twins, "n_grid": n_grid}
+    return res, plot
+
+
+def plot_twins(plots, path):
+    fig = plt.figure(figsize=(16, 9.5))
+    gs = fig.add_gridspec(2, 3, hspace=0.35, wspace=0.3)
+    for col, name in enumerate(["ramp_1d", "mlp_1d"]):
+        ax = fig.add_subplot(gs[0, col])
+        p = plots[name]
+        x = p["pts"][:, 0]
+        v, vis = p["vals"], p["vis"]
+        s = im.above_midpoint(v["g_plus"], vis) != im.above_midpoint(v["g_minus"], vis)
+        ax.fill_between(x, vis.fmin, vis.fmax, where=s, color="0.88", lw=0,
+                        label="Thm 2 disagreement set S")
+        ax.plot(x, v["g_plus"], color="tab:red", lw=2, label=r"$g_+=\max(f,B)$")
+        ax.plot(x, v["g_minus"], color="tab:blue", lw=2, label=r"$g_-=\min(f,A)$")
+        ax.plot(x, v["f"], color="k", lw=1.2, ls="--", label="reference net $f$")
+        for yv, ls in ((vis.fmin, ":"), (vis.fmax, ":"), (vis.midpoint, "-.")):
+            ax.axhline(yv, color="0.5", lw=0.8, ls=ls)
+        ax.plot(vis.argmax[0], vis.fmax, "*", ms=16, color="gold", mec="k", zorder=5,
+                clip_on=False, label="shared argmax / max")
+        ax.plot(vis.argmin[0], vis.fmin, "v", ms=11, color="tab:green", mec="k", zorder=5,
+                clip_on=False, label="shared argmin / min")
+        gap = im.sup_distance(v["g_plus"], v["g_minus"])
+        ax.set_title(f"{name}: identical visualization,\n"
+                     f"$\\|g_+-g_-\\|_\\infty$ = {gap:.3f} = {gap / vis.value_range:.3f} x range")
+        ax.set_xlabel("x")
+        ax.set_ylabel("activation")
+        r = vis.value_range
+        ax.set_ylim(vis.fmin - 0.05 * r, vis.fmax + 0.42 * r)
+        if col == 0:
+            ax.legend(fontsize=7.5, loc="upper center", ncol=2)
+
+    p = plots["mlp_2d"]
+    n = p["n_grid"]
+    vis = p["vis"]
+    vmin, vmax = vis.fmin, vis.fmax
+    panels = [(gs[0, 2], "f", "2-D reference net $f$"),
+              (gs[1, 0], "g_plus", r"2-D twin $g_+=\max(f,B)$"),
+              (gs[1, 1], "g_minus", r"2-D twin $g_-=\min(f,A)$")]
+    for spec, key, title in panels:
+        ax = fig.add_subplot(spec)
+        im_ = ax.imshow(p["vals"][key].reshape(n, n).T, origin="lower", extent=(0, 1, 0, 1),
+                        cmap="viridis", vmin=vmin, vmax=vmax)
+        ax.plot(*vis.argmax, "*", ms=16, color="gold", mec="k", clip_on=False, zorder=5)
+        ax.plot(*vis.argmin, "v", ms=11, color="tab:green", mec="k", clip_on=False, zorder=5)
+        ax.set_title(title)
+        ax.set_xlabel("$x_0$")
+        ax.set_ylabel("$x_1$")
+        fig.colorbar(im_, ax=ax, fraction=0.046)
+    ax = fig.add_subplot(gs[1, 2])
+    diff = (p["vals"]["g_plus"] - p["vals"]["g_minus"]) / vis.value_range
+    im_ = ax.imshow(diff.reshape(n, n).T, origin="lower", extent=(0, 1, 0, 1), cmap="magma",
+                    vmin=0, vmax=1)
+    ax.plot(*vis.argmax, "*", ms=16, color="gold", mec="k", clip_on=False, zorder=5)
+    ax.plot(*vis.argmin, "v", ms=11, color="tab:green", mec="k", clip_on=False, zorder=5)
+    ax.set_title(f"$(g_+-g_-)$ / range  (max {diff.max():.3f})")
+    ax.set_xlabel("$x_0$")
+    ax.set_ylabel("$x_1$")
+    fig.colorbar(im_, ax=ax, fraction=0.046)
+    fig.suptitle("Theorem 1: ReLU twins with identical argmin / argmax / min / max "
+                 "(star = argmax, triangle = argmin)", fontsize=13)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_decoders(results, path):
+    examples = ["ramp_1d", "mlp_1d", "mlp_2d"]
+    colors = ["tab:gray", "tab:orange", "tab:purple"]
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
+
+    ax = axes[0]
+    decs = ["midpoint", "linear_interp", "distance_weighted", "affine_fit_1d",
+            "base_network_f", "pair_optimum"]
+    w = 0.26
+    for j, ex in enumerate(examples):
+        t1 = results["theorem1"][ex]["theorem1_decoders"]
+        ys = [t1[d]["worst_over_range"] if d in t1 else np.nan for d in decs]
+        ax.bar(np.arange(len(decs)) + (j - 1) * w, ys, w, color=colors[j], label=ex)
+    ax.axhline(0.5, color="r", lw=1.5, label="bound: range / 2")
+    ax.set_xticks(np.arange(len(decs)))
+    ax.set_xticklabels(decs, rotation=30, ha="right")
+    ax.set_ylabel(r"worst-case $\|h-g_\pm\|_\infty$ / range")
+    ax.set_title("Thm 1: every decoder errs by >= ~range/2\non one twin (n/a bars: 1-D only)")
+    ax.legend(fontsize=8)
+
+    ax = axes[1]
+    bdecs = list(results["theorem2"]["mlp_1d"].keys())
+    for j, ex in enumerate(examples):
+        t2 = results["theorem2"][ex]
+        ys = [t2[d]["worst_acc_on_S"] for d in bdecs]
+        xs = np.arange(len(bdecs)) + (j - 1) * w
+        ax.bar(xs, ys, w, color=colors[j],
+               label=f"{ex} (|S| = {100 * t2[bdecs[0]]['disagreement_fraction']:.0f}% of grid)")
+        for xx, yy in zip(xs, ys):
+            ax.text(xx, yy + 0.01, f"{yy:.2f}", ha="center", va="bottom", fontsize=6.5,
+                    rotation=90)
+    ax.axhline(0.5, color="r", lw=1.5, label="bound: 50 %")
+    ax.set_xticks(np.arange(len(bdecs)))
+    ax.set_xticklabels(bdecs, rotation=30, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy on S, worse of the two twins")
+    ax.set_title('Thm 2: "f(x) > midpoint" on the disagreement set S\n'
+                 "(acc(g+) + acc(g-) = 1 for every decoder)")
+    ax.legend(fontsize=8)
+
+    ax = axes[2]
+    a = results["affine"]
+    labels = ["1-D affine\n(max over %d)" % a["n_functions"], "1-D ReLU twins\n(mlp_1d)",
+              "1-D ReLU twins\n(ramp_1d)", "2-D affine twins\n(best decoder)"]
+    ys = [a["max_rel_error"],
+          results["theorem1"]["mlp_1d"]["theorem1_decoders"]["affine_fit_1d"]["worst_over_range"],
+          results["theorem1"]["ramp_1d"]["theorem1_decoders"]["affine_fit_1d"]["worst_over_range"],
+          results["affine_2d_twins"]["best_decoder_worst_error_over_range"]]
+    ax.bar(np.arange(4), ys, color=["tab:green", "tab:red", "tab:red", "tab:olive"])
+    for i, y in enumerate(ys):
+        ax.text(i, y * 1.4, f"{y:.2g}", ha="center", fontsize=9)
+    ax.set_yscale("log")
+    ax.set_ylim(1e-18, 10)
+    ax.axhline(0.5, color="r", lw=1.0, ls="--", label="range / 2")
+    ax.legend(fontsize=8, loc="center left")
+    ax.set_xticks(np.arange(4))
+    ax.set_xticklabels(labels, fontsize=9)
+    ax.set_ylabel("sup error / range")
+    ax.set_title("Positive case: the extremes decoder is exact on 1-D affine\n"
+                 "functions, not on ReLU twins nor on 2-D affine functions")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=DEFAULT_OUT)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    t0 = time.time()
+
+    cfg = {
+        "seed": args.seed,
+        "delta_frac": 1e-3,
+        "plateau_frac": 0.5,
+        "hidden": [32, 32],
+        "n_grid_1d": 4097,
+        "n_verify_1d": 20001,
+        "n_grid_2d": 201,
+        "n_verify_2d": 401,
+        "n_affine_functions": 1000,
+        "n_affine_points": 1025,
+        "affine_2d_t": 0.95,
+        "delta_sweep": [0.25, 0.1, 0.01, 1e-3, 1e-4, 1e-5],
+        "keys": "PRNGKey(seed) split into 3: mlp_1d, mlp_2d, affine; coin-flip decoder uses "
+                "numpy default_rng(seed)",
+    }
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(args.seed), 3)
+    rng = np.random.default_rng(args.seed)
+
+    bases = {
+        "ramp_1d": (im.linear_mlp([1.0], 0.0), 1, cfg["n_grid_1d"], cfg["n_verify_1d"]),
+        "mlp_1d": (im.init_relu_mlp(k1, 1, cfg["hidden"]), 1, cfg["n_grid_1d"], cfg["n_verify_1d"]),
+        "mlp_2d": (im.init_relu_mlp(k2, 2, cfg["hidden"]), 2, cfg["n_grid_2d"], cfg["n_verify_2d"]),
+    }
+    results = {"theorem1": {}, "theorem2": {}}
+    plots = {}
+    for name, (base, dim, n, nv) in bases.items():
+        res, plot = run_example(name, base, dim, n, nv, cfg, rng)
+        results["theorem2"][name] = res.pop("theorem2_binary_decoders")
+        results["theorem1"][name] = res
+        plots[name] = plot
+
+    # How close the pair bound gets to the theorem's range/2 as delta -> 0.
+    pts1 = im.grid_points(1, cfg["n_grid_1d"])
+    sweep = []
+    for df in cfg["delta_sweep"]:
+        tw = im.make_twins(bases["mlp_1d"][0], pts1, delta_frac=df, plateau_frac=cfg["plateau_frac"])
+        gp, gm = im.mlp_apply_np(tw.g_plus, pts1), im.mlp_apply_np(tw.g_minus, pts1)
+        vp, vm = im.feature_visualization(gp, pts1), im.feature_visualization(gm, pts1)
+        ok = (vp.imin == vm.imin == tw.vis.imin) and (vp.imax == vm.imax == tw.vis.imax)
+        sweep.append({"delta_frac": df, "extremes_identical": bool(ok),
+                      "best_decoder_worst_error_over_range":
+                          0.5 * im.sup_distance(gp, gm) / tw.vis.value_range,
+                      "theorem_bound_over_range": 0.5})
+    results["theorem1_delta_sweep_mlp_1d"] = sweep
+
+    aff = im.affine_recovery_errors(k3, cfg["n_affine_functions"], cfg["n_affine_points"])
+    aff.pop("per_function_abs_error")
+    results["affine"] = aff
+
+    pts2 = im.grid_points(2, cfg["n_grid_2d"])
+    f1, f2 = im.affine_2d_twins(cfg["affine_2d_t"])
+    v1, v2 = im.mlp_apply_np(f1, pts2), im.mlp_apply_np(f2, pts2)
+    a1, a2 = im.feature_visualization(v1, pts2), im.feature_visualization(v2, pts2)
+    results["affine_2d_twins"] = {
+        "t": cfg["affine_2d_t"],
+        "vis_1": _vis_dict(a1), "vis_2": _vis_dict(a2),
+        "sup_gap": im.sup_distance(v1, v2),
+        "range": a1.value_range,
+        "best_decoder_worst_error_over_range": 0.5 * im.sup_distance(v1, v2) / a1.value_range,
+    }
+
+    # Headline numbers.
+    summary = {}
+    for name in bases:
+        r1 = results["theorem1"][name]
+        t1 = r1["theorem1_decoders"]
+        t2 = results["theorem2"][name]
+        summary[name] = {
+            "extremes_identical": bool(
+                r1["extremes_identical_grid"]["argmin_identical"]
+                and r1["extremes_identical_grid"]["argmax_identical"]
+                and r1["extremes_identical_fine_grid"]["argmin_identical"]
+                and r1["extremes_identical_fine_grid"]["argmax_identical"]),
+            "gap_over_range": r1["gaps"]["gap_over_range"],
+            "min_decoder_worst_error_over_range": min(d["worst_over_range"] for d in t1.values()),
+            "theorem1_bound_over_range": 0.5,
+            "all_decoders_above_pair_bound": all(d["bound_satisfied"] for d in t1.values()),
+            "disagreement_fraction": t2["always_above"]["disagreement_fraction"],
+            "max_binary_worst_acc_on_S": max(d["worst_acc_on_S"] for d in t2.values()),
+            "theorem2_bound_acc": 0.5,
+        }
+    summary["affine_1d_max_abs_error"] = aff["max_abs_error"]
+    summary["affine_2d_twins_gap_over_range"] = results["affine_2d_twins"]["sup_gap"] / \
+        results["affine_2d_twins"]["range"]
+    results = {"summary": summary, **results, "runtime_s": time.time() - t0}
+
+    with open(os.path.join(args.out, "config.json"), "w") as fh:
+        json.dump(_jsonable(cfg), fh, indent=2)
+    with open(os.path.join(args.out, "results.json"), "w") as fh:
+        json.dump(_jsonable(results), fh, indent=2)
+    plot_twins(plots, os.path.join(args.out, "fig_twins.png"))
+    plot_decoders(results, os.path.join(args.out, "fig_decoders.png"))
+    print(json.dumps(_jsonable(summary), indent=2))
+    print(f"wrote {args.out} in {time.time() - t0:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

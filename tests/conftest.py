@@ -1,0 +1,22 @@
+"""Shared fixtures: the vendored Tiny Darknet and the optional ../shared data."""
+
+import os
+import pathlib
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = pathlib.Path(os.environ.get("FVJAX_SHARED", REPO.parent / "shared"))
+SHARED_MODEL = SHARED / "models" / "tiny-darknet"
+SHARED_PHOTOS = SHARED / "data" / "imagenet-sample"
+
+needs_shared = pytest.mark.skipif(
+    not (SHARED_MODEL / "model.json").exists() or not SHARED_PHOTOS.is_dir(),
+    reason=f"needs the shared Tiny Darknet and ImageNet photos at {SHARED} (../shared beside "
+           "the checkout, or set FVJAX_SHARED); a fresh user machine does not have them")
+
+
+@pytest.fixture(scope="session")
+def tiny_darknet():
+  import fvjax
+  return fvjax.zoo.load("tiny-darknet")

@@ -1,0 +1,56 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fvjax._src import cli
+
+
+def test_render_end_to_end(tmp_path, capsys):
+  out = tmp_path / "out"
+  code = cli.main(["render", "--model", "tiny-darknet", "--layer", "leaky_re_lu_4",
+                   "--channels", "0:4", "--out", str(out), "--steps", "8", "--size", "32",
+                   "--snapshots", "4", "--seed", "1"])
+  assert code == 0
+  with np.load(out / "images.npz") as npz:
+    images = npz["images"]
+    assert images.shape == (4, 32, 32, 3) and images.dtype == np.float32
+    assert images.min() >= 0 and images.max() <= 1
+    assert npz["trace"].shape == (4, 8) and npz["snapshot_4"].shape == (4, 32, 32, 3)
+  result = json.loads((out / "result.json").read_text())
+  assert result["config"]["layer"] == "leaky_re_lu_4" and result["config"]["channels"] == [0, 1, 2, 3]
+  assert [u["channel"] for u in result["units"]] == [0, 1, 2, 3]
+  assert all(np.isfinite(u["final_objective"]) for u in result["units"])
+  assert (out / "grid.png").stat().st_size > 1000
+
+
+def test_layers_lists_every_layer_with_shape(capsys):
+  assert cli.main(["layers", "--model", "tiny-darknet"]) == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert any(line.split() == ["leaky_re_lu_8", "28x28x256"] for line in lines)
+  assert any(line.split() == ["logits", "1000"] for line in lines)
+  assert len(lines) == 1 + 51
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--layer", "nope"], "unknown layer 'nope'.*valid layers: conv2d_1"),
+    (["--layer", "conv2d_1", "--channels", "3:x"], "malformed --channels '3:x'"),
+    (["--layer", "conv2d_1", "--channels", "5:5"], "malformed --channels '5:5'"),
+    (["--layer", "conv2d_1", "--channels", "10:20"], "channel index 16 is out of range.*16 channels"),
+    (["--layer", "conv2d_1", "--size", "8"], "image size 8 is smaller"),
+    (["--model", "vgg", "--layer", "x"], "unknown model 'vgg'; valid models: tiny-darknet"),
+])
+def test_bad_input_gets_one_clear_error(tmp_path, capsys, args, message):
+  import re
+  assert cli.main(["render", "--out", str(tmp_path / "o"), *args]) == 2
+  err = capsys.readouterr().err
+  assert re.search(message, err), err
+  assert not (tmp_path / "o").exists()
+
+
+def test_console_script_is_installed():
+  done = subprocess.run([sys.executable, "-m", "fvjax._src.cli", "layers"], capture_output=True,
+                        text=True, check=True)
+  assert "conv2d_16" in done.stdout
