@@ -1,13 +1,23 @@
-"""Objectives: composable scores of activations (see `fvjax._src.objectives`)."""
+"""Objectives: composable scores of activations (see `fvjax._src.objectives`).
 
-from fvjax._src.objectives import (Channel, ClassLogit, ClassProbability, Direction,
-                                   LayerObjective, Neuron, Objective, Product, Scaled, Sum,
-                                   channel, class_logit, class_probability, deepdream,
-                                   direction, layer, neuron)
+Rewards (maximised): channel, neuron, layer/deepdream, class_logit, class_probability,
+direction, direction_neuron, channel_interpolate, diversity, alignment. Penalties (>= 0,
+subtract them): l1, l2, total_variation, blur_penalty.
+"""
+
+from fvjax._src.objectives import (Alignment, BlurPenalty, Channel, ChannelInterpolate,
+                                   ClassLogit, ClassProbability, Direction, DirectionNeuron,
+                                   Diversity, L1, L2, LayerObjective, Neuron, Objective,
+                                   Product, Scaled, Sum, TotalVariation, alignment, blur_penalty,
+                                   channel, channel_interpolate, class_logit, class_probability,
+                                   deepdream, direction, direction_neuron, diversity, l1, l2,
+                                   layer, neuron, random_directions, total_variation)
 
 __all__ = [
     "Objective", "Channel", "Neuron", "LayerObjective", "ClassLogit", "ClassProbability",
-    "Direction", "Sum", "Scaled", "Product",
+    "Direction", "DirectionNeuron", "Diversity", "Alignment", "ChannelInterpolate",
+    "L1", "L2", "TotalVariation", "BlurPenalty", "Sum", "Scaled", "Product",
     "channel", "neuron", "layer", "deepdream", "class_logit", "class_probability",
-    "direction",
+    "direction", "direction_neuron", "diversity", "alignment", "channel_interpolate",
+    "l1", "l2", "total_variation", "blur_penalty", "random_directions",
 ]

@@ -1,11 +1,15 @@
 """The ``fvjax`` command line.
 
     fvjax render --model tiny-darknet --layer leaky_re_lu_8 --channels 0:16 --out out/
+    fvjax render --layer leaky_re_lu_8 --directions 8 --out out/        # random directions
+    fvjax render --objective "channel:leaky_re_lu_8:3 + 100*diversity:leaky_re_lu_8" \
+        --batch 4 --preset lucid --snapshots 32,128,512 --out out/
     fvjax layers --model tiny-darknet
 
 ``render`` writes ``grid.png`` (one labelled tile per unit), ``images.npz`` (``images``:
-float32 [K, H, W, 3] in [0, 1]; ``trace``: [K, steps]; one ``snapshot_<step>`` array per
-snapshot) and ``result.json`` (the config and each unit's final objective value).
+float32 [K, H, W, 3] in [0, 1], or [K, B, H, W, 3] with ``--batch B``; ``trace``: [K, steps];
+one ``snapshot_<step>`` array per snapshot), ``snapshots.png`` when snapshots were asked for,
+and ``result.json`` (the config and each unit's final objective value).
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ import sys
 import time
 
 from fvjax._src.errors import FvjaxError
+from fvjax._src.presets import PRESETS
+
+PARAMS = ("image", "pixel", "fourier", "maco", "cppn")
 
 
 def parse_channels(text: str) -> list[int]:
@@ -44,12 +51,21 @@ def _parser() -> argparse.ArgumentParser:
   render = sub.add_parser("render", help="render a grid of channel visualizations")
   render.add_argument("--model", default="tiny-darknet")
   render.add_argument("--weights", default=None, help="safetensors file overriding the zoo's")
-  render.add_argument("--layer", required=True)
+  render.add_argument("--layer", help="layer for --channels / --directions")
   render.add_argument("--channels", default="0:16", help="START:STOP[:STEP], N or N,M,...")
+  render.add_argument("--directions", type=int, default=None,
+                      help="render N random directions of --layer instead of channels")
+  render.add_argument("--objective", default=None,
+                      help='an expression, e.g. "channel:conv2d_8:3 + 100*diversity:conv2d_8"')
   render.add_argument("--out", required=True, help="output folder")
-  render.add_argument("--steps", type=int, default=512)
+  render.add_argument("--preset", default="lucid", choices=sorted(PRESETS))
+  render.add_argument("--param", default=None, choices=sorted(PARAMS),
+                      help="override the preset's image parameterization")
+  render.add_argument("--batch", type=int, default=None, help="images per unit (diversity)")
+  render.add_argument("--steps", type=int, default=None, help="default: the preset's")
   render.add_argument("--size", type=int, default=128)
-  render.add_argument("--lr", type=float, default=0.05, help="Adam learning rate")
+  render.add_argument("--lr", type=float, default=None,
+                      help="Adam learning rate (default: the preset's optimizer)")
   render.add_argument("--seed", type=int, default=0)
   render.add_argument("--snapshots", default="", help="comma-separated steps, e.g. 32,128")
   render.add_argument("--no-progress", action="store_true")
@@ -69,44 +85,89 @@ def _layers(args) -> None:
     print(f"{name:<{width}}  {'x'.join(str(s) for s in shape)}")
 
 
+def _objective_and_labels(args, model, key):
+  """The (possibly batched) objective the arguments ask for, and one label per unit."""
+  import jax.numpy as jnp
+
+  from fvjax._src import objectives
+  from fvjax._src.expressions import parse_objective
+
+  if args.objective:
+    objective = parse_objective(args.objective)
+    if _has(objective, objectives.Diversity) and (args.batch or 1) < 2:
+      raise FvjaxError("a diversity term needs several images per unit: add --batch 4 (or more)")
+    return objective, ["objective"], {"objective": args.objective}
+  if not args.layer:
+    raise FvjaxError("say what to render: --layer (with --channels or --directions) or "
+                     "--objective")
+  shape = model.layer_shape(args.layer)
+  if args.directions is not None:
+    if args.directions < 1:
+      raise FvjaxError(f"--directions must be >= 1, got {args.directions}")
+    vectors = objectives.random_directions(key, args.directions, shape[-1])
+    labels = [f"{args.layer} dir {i}" for i in range(args.directions)]
+    return objectives.direction(args.layer, vectors), labels, {"directions": args.directions}
+  channels = parse_channels(args.channels)
+  labels = [f"{args.layer}:{c}" for c in channels]
+  return objectives.channel(args.layer, jnp.asarray(channels)), labels, {"channels": channels}
+
+
+def _has(objective, cls) -> bool:
+  return isinstance(objective, cls) or any(_has(c, cls) for c in objective.children())
+
+
 def _render(args) -> None:
   import jax
-  import jax.numpy as jnp
   import numpy as np
   import optax
 
-  from fvjax._src import objectives, plot
+  from fvjax._src import param as param_lib
+  from fvjax._src import plot
+  from fvjax._src.presets import preset
   from fvjax._src.render import render
   from fvjax._src.zoo import registry
 
-  channels = parse_channels(args.channels)
   snapshots = [int(s) for s in args.snapshots.split(",") if s.strip()] if args.snapshots else []
   model = registry.load(args.model, weights=args.weights)
-  model.layer_shape(args.layer)
-  objective = objectives.channel(args.layer, jnp.asarray(channels))
+  objective_key, render_key = jax.random.split(jax.random.key(args.seed))
+  objective, labels, what = _objective_and_labels(args, model, objective_key)
+  batch = args.batch or 1
+  settings = preset(args.preset, args.size, batch=batch)
+  if args.param:
+    settings["param"] = getattr(param_lib, args.param)(args.size, batch=batch)
+  if args.steps is not None:
+    settings["steps"] = args.steps
+  if args.lr is not None:
+    settings["optimizer"] = optax.adam(args.lr)
   start = time.time()
-  result = render(model, objective, key=jax.random.key(args.seed), steps=args.steps,
-                  size=args.size, optimizer=optax.adam(args.lr), snapshots=snapshots,
-                  progress=not args.no_progress)
+  result = render(model, objective, key=render_key, batch=args.batch, snapshots=snapshots,
+                  progress=not args.no_progress, **settings)
   seconds = time.time() - start
 
   os.makedirs(args.out, exist_ok=True)
-  labels = [f"{args.layer}:{c}\n{v:.3g}" for c, v in zip(channels, result.final)]
-  plot.image_grid(result.images, os.path.join(args.out, "grid.png"), labels=labels,
-                  title=f"{model.name} {args.layer}, {args.steps} steps")
-  arrays = {"images": result.images.astype(np.float32), "trace": result.trace,
-            "channels": np.asarray(channels)}
+  tiles = result.images.reshape(-1, *result.images.shape[-3:])
+  per_unit = len(tiles) // len(result.final)
+  tile_labels = [f"{labels[i // per_unit]}" + (f" #{i % per_unit}" if per_unit > 1 else "")
+                 + f"\n{result.final[i // per_unit]:.3g}" for i in range(len(tiles))]
+  title = f"{model.name}, {settings['steps']} steps, preset {args.preset}"
+  plot.image_grid(tiles, os.path.join(args.out, "grid.png"), labels=tile_labels,
+                  title=f"{args.objective}\n{title}" if args.objective else title)
+  if result.snapshots:
+    plot.snapshot_strip(result.snapshots, os.path.join(args.out, "snapshots.png"),
+                        labels=labels)
+  arrays = {"images": result.images.astype(np.float32), "trace": result.trace}
   arrays.update({f"snapshot_{s}": v for s, v in result.snapshots.items()})
   np.savez_compressed(os.path.join(args.out, "images.npz"), **arrays)
   config = {k: v for k, v in vars(args).items() if k not in ("command", "no_progress")}
-  config.update(channels=channels, param="fourier+decorrelate+sigmoid (Lucid image)",
-                transforms="Lucid standard", optimizer=f"adam({args.lr})", jax=jax.__version__,
-                backend=jax.default_backend())
-  units = [{"channel": c, "final_objective": float(v), "last_step_objective": float(t[-1])}
-           for c, v, t in zip(channels, result.final, result.trace)]
+  config.update(what, steps=settings["steps"], param=args.param or PRESETS[args.preset],
+                transforms="Lucid standard", jax=jax.__version__, backend=jax.default_backend())
+  units = [{"label": label, "final_objective": float(v), "last_step_objective": float(t[-1])}
+           for label, v, t in zip(labels, result.final, result.trace)]
+  for unit, channel in zip(units, what.get("channels", [])):
+    unit["channel"] = channel
   with open(os.path.join(args.out, "result.json"), "w") as f:
     json.dump({"config": config, "seconds": seconds, "units": units}, f, indent=2)
-  print(f"rendered {len(channels)} units of {args.layer} in {seconds:.1f}s -> {args.out}")
+  print(f"rendered {len(units)} unit(s) in {seconds:.1f}s -> {args.out}")
 
 
 def main(argv=None) -> int:

@@ -140,7 +140,9 @@ def _select(scores: jax.Array, batch: int | None) -> jax.Array:
   return jnp.where(jnp.arange(scores.shape[0]) == batch, scores, 0.0)
 
 
-def _check_layer(model, layer: str) -> tuple[int, ...]:
+def _check_layer(model, layer: str) -> tuple[int, ...] | None:
+  if layer == "input":  # the images fed to the model, added by render
+    return None
   return model.layer_shape(layer)
 
 
@@ -248,12 +250,7 @@ class Direction(Objective):
   batch: int | None = None
 
   def __call__(self, acts):
-    a = acts[self.layer]
-    v = self.vector.astype(a.dtype)
-    dot = jnp.tensordot(a, v, axes=[[-1], [0]])
-    if self.cossim_pow:
-      cos = dot / (jnp.linalg.norm(a, axis=-1) * jnp.linalg.norm(v) + 1e-6)
-      dot = dot * jnp.maximum(cos, 0.1) ** self.cossim_pow
+    dot = _cossim_weighted_dot(acts[self.layer], self.vector, self.cossim_pow)
     return _select(_spatial_mean(dot), self.batch)
 
   def check(self, model):
@@ -261,6 +258,164 @@ class Direction(Objective):
     if jnp.shape(self.vector)[-1] != size:
       raise FvjaxError(f"direction vector has length {jnp.shape(self.vector)[-1]}; layer "
                        f"{self.layer!r} of model {model.name!r} has {size} channels")
+
+
+@_objective(traced={"vector": 1})
+class DirectionNeuron(Objective):
+  """Dot product of ``layer``'s activation at one position ``(y, x)`` (centre by default)
+  with ``vector`` [C], weighted by cosine similarity to the power ``cossim_pow``."""
+  layer: str
+  vector: Any
+  y: int | None = None
+  x: int | None = None
+  cossim_pow: float = 0.0
+  batch: int | None = None
+
+  def __call__(self, acts):
+    a = acts[self.layer]
+    y = a.shape[1] // 2 if self.y is None else self.y
+    x = a.shape[2] // 2 if self.x is None else self.x
+    return _select(_cossim_weighted_dot(a[:, y, x], self.vector, self.cossim_pow), self.batch)
+
+  check = Direction.check
+
+
+def _cossim_weighted_dot(a: jax.Array, vector: jax.Array, cossim_pow: float) -> jax.Array:
+  """``a [..., C] . vector [C]``, times ``max(cos, 0.1)**cossim_pow`` when ``cossim_pow > 0``."""
+  v = vector.astype(a.dtype)
+  dot = jnp.tensordot(a, v, axes=[[-1], [0]])
+  if cossim_pow:
+    cos = dot / (jnp.linalg.norm(a, axis=-1) * jnp.linalg.norm(v) + 1e-6)
+    dot = dot * jnp.maximum(cos, 0.1) ** cossim_pow
+  return dot
+
+
+def _gram_cosines(a: jax.Array) -> jax.Array:
+  """Cosine similarities ``[B, B]`` between the flattened Gram matrices of ``a [B, ..., C]``."""
+  flat = a.reshape(a.shape[0], -1, a.shape[-1])
+  grams = jnp.einsum("bpi,bpj->bij", flat, flat).reshape(a.shape[0], -1)
+  grams = grams / jnp.maximum(jnp.linalg.norm(grams, axis=-1, keepdims=True), 1e-10)
+  return grams @ grams.T
+
+
+@_objective
+class Diversity(Objective):
+  """Batch diversity (Olah et al. 2017): image b scores ``-sum_{a != b} cos(G_a, G_b)``,
+  the Gram matrices ``G_ij = sum_xy a_i a_j`` of ``layer``; the batch total is
+  ``-sum_{a != b}`` over ordered pairs, so identical images score -1 per ordered pair.
+
+  A reward (higher = more diverse): add it, ``channel(...) + 1e2 * diversity(...)``.
+  (Lucid's ``diversity`` returns the similarity and is subtracted; the sign is flipped.)
+  """
+  layer: str
+
+  def __call__(self, acts):
+    cos = _gram_cosines(acts[self.layer])
+    return -(cos.sum(axis=1) - jnp.diagonal(cos))
+
+  def check(self, model):
+    _check_layer(model, self.layer)
+
+
+@_objective
+class Alignment(Objective):
+  """Lucid's alignment: minus the mean squared difference of ``layer``'s activations between
+  batch neighbours at distances 1..4, weighted ``decay_ratio**-d`` (each pair's term is
+  shared between its two images). Keeps interpolation strips smooth."""
+  layer: str
+  decay_ratio: float = 2.0
+
+  def __call__(self, acts):
+    a = acts[self.layer]
+    scores = jnp.zeros(a.shape[0], a.dtype)
+    for d in range(1, min(5, a.shape[0])):
+      diff = jnp.mean(jnp.square(a[:-d] - a[d:]).reshape(a.shape[0] - d, -1), axis=1)
+      term = diff / self.decay_ratio ** d / 2
+      scores = scores.at[:-d].add(-term).at[d:].add(-term)
+    return scores
+
+  def check(self, model):
+    _check_layer(model, self.layer)
+
+
+@_objective(traced={"index1": 0, "index2": 0})
+class ChannelInterpolate(Objective):
+  """Image b of B maximises ``(1 - w_b) * channel(layer1, index1) + w_b * channel(layer2,
+  index2)`` with ``w_b = b / (B - 1)``: an interpolation strip from one unit to another."""
+  layer1: str
+  index1: Any
+  layer2: str
+  index2: Any
+
+  def __call__(self, acts):
+    a = _spatial_mean(jnp.take(acts[self.layer1], self.index1, axis=-1))
+    b = _spatial_mean(jnp.take(acts[self.layer2], self.index2, axis=-1))
+    w = jnp.linspace(0.0, 1.0, a.shape[0]) if a.shape[0] > 1 else jnp.zeros(1)
+    return (1 - w) * a + w * b
+
+  def check(self, model):
+    _check_index(model, self.layer1, self.index1)
+    _check_index(model, self.layer2, self.index2)
+
+
+# -- regularizers: penalties >= 0 on the input (or a layer); subtract them ------------------
+def _per_image_mean(x: jax.Array) -> jax.Array:
+  return x.reshape(x.shape[0], -1).mean(axis=1)
+
+
+@_objective
+class L1(Objective):
+  """Mean ``|x - constant|`` of ``layer`` (default the input image) per image, >= 0."""
+  layer: str = "input"
+  constant: float = 0.5
+
+  def __call__(self, acts):
+    return _per_image_mean(jnp.abs(acts[self.layer] - self.constant))
+
+  def check(self, model):
+    _check_layer(model, self.layer)
+
+
+@_objective
+class L2(Objective):
+  """``sqrt(mean((x - constant)^2) + epsilon)`` of ``layer`` per image, >= 0."""
+  layer: str = "input"
+  constant: float = 0.5
+  epsilon: float = 1e-6
+
+  def __call__(self, acts):
+    return jnp.sqrt(_per_image_mean(jnp.square(acts[self.layer] - self.constant)) + self.epsilon)
+
+  check = L1.check
+
+
+@_objective
+class TotalVariation(Objective):
+  """Mean absolute difference between vertical and horizontal neighbours, per image, >= 0."""
+  layer: str = "input"
+
+  def __call__(self, acts):
+    x = acts[self.layer]
+    return (_per_image_mean(jnp.abs(x[:, 1:] - x[:, :-1]))
+            + _per_image_mean(jnp.abs(x[:, :, 1:] - x[:, :, :-1])))
+
+  check = L1.check
+
+
+@_objective
+class BlurPenalty(Objective):
+  """``0.5 * mean((x - stop_gradient(blur3x3(x)))^2)`` per image, >= 0: its gradient pulls
+  every pixel towards its local mean (Lucid's blur_input_each_step)."""
+  layer: str = "input"
+
+  def __call__(self, acts):
+    x = acts[self.layer]
+    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+    blurred = sum(padded[:, dy:dy + x.shape[1], dx:dx + x.shape[2]]
+                  for dy in range(3) for dx in range(3)) / 9.0
+    return 0.5 * _per_image_mean(jnp.square(x - jax.lax.stop_gradient(blurred)))
+
+  check = L1.check
 
 
 # -- composition -------------------------------------------------------------------------
@@ -331,6 +486,50 @@ def direction(layer: str, vector, *, cossim_pow: float = 0.0,
               batch: int | None = None) -> Objective:
   """Projection of ``layer``'s activations on ``vector`` ``[C]`` (or ``[K, C]``)."""
   return Direction(layer, jnp.asarray(vector, jnp.float32), float(cossim_pow), batch)
+
+
+def direction_neuron(layer: str, vector, y: int | None = None, x: int | None = None, *,
+                     cossim_pow: float = 0.0, batch: int | None = None) -> Objective:
+  """Projection on ``vector`` of ``layer``'s activation at ``(y, x)`` (the centre by default)."""
+  return DirectionNeuron(layer, jnp.asarray(vector, jnp.float32), y, x, float(cossim_pow), batch)
+
+
+def diversity(layer: str) -> Objective:
+  """Batch diversity reward (see `Diversity`); needs ``batch >= 2`` images per unit."""
+  return Diversity(layer)
+
+
+def alignment(layer: str, *, decay_ratio: float = 2.0) -> Objective:
+  """Similarity reward between batch neighbours (see `Alignment`)."""
+  return Alignment(layer, float(decay_ratio))
+
+
+def channel_interpolate(layer1: str, index1, layer2: str, index2) -> Objective:
+  """An interpolation strip over the batch from ``channel(layer1, index1)`` to
+  ``channel(layer2, index2)``; combine with `alignment` and a shared `param.image`."""
+  return ChannelInterpolate(layer1, _index(index1), layer2, _index(index2))
+
+
+def l1(layer: str = "input", *, constant: float = 0.5) -> Objective:
+  return L1(layer, float(constant))
+
+
+def l2(layer: str = "input", *, constant: float = 0.5, epsilon: float = 1e-6) -> Objective:
+  return L2(layer, float(constant), float(epsilon))
+
+
+def total_variation(layer: str = "input") -> Objective:
+  return TotalVariation(layer)
+
+
+def blur_penalty(layer: str = "input") -> Objective:
+  return BlurPenalty(layer)
+
+
+def random_directions(key: jax.Array, n: int, channels: int) -> jax.Array:
+  """``n`` random unit vectors ``[n, channels]`` (uniform on the sphere), from ``key``."""
+  v = jax.random.normal(key, (n, channels), jnp.float32)
+  return v / jnp.linalg.norm(v, axis=-1, keepdims=True)
 
 
 # -- batching for render -----------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -61,15 +62,24 @@ class Image:
   decorrelate: bool = True
   sd: float = 0.01
   decay: float = 1.0
+  shared: bool = False
 
-  def init(self, key: jax.Array) -> jax.Array:
-    """Raw parameters: ``[B, 3, H, W//2+1, 2]`` (Fourier) or ``[B, H, W, 3]`` (pixels)."""
+  def init(self, key: jax.Array):
+    """Raw parameters: ``[B, 3, H, W//2+1, 2]`` (Fourier) or ``[B, H, W, 3]`` (pixels); with
+    ``shared``, a dict of a ``"separate"`` array and a ``"shared"`` one with batch axis 1."""
     h, w = self.size
-    shape = (self.batch, 3, h, w // 2 + 1, 2) if self.fft else (self.batch, h, w, 3)
-    return self.sd * jax.random.normal(key, shape, jnp.float32)
+    shape = (3, h, w // 2 + 1, 2) if self.fft else (h, w, 3)
+    if not self.shared:
+      return self.sd * jax.random.normal(key, (self.batch, *shape), jnp.float32)
+    k1, k2 = jax.random.split(key)
+    return {"separate": self.sd * jax.random.normal(k1, (self.batch, *shape), jnp.float32),
+            "shared": self.sd * jax.random.normal(k2, (1, *shape), jnp.float32)}
 
-  def to_raw(self, params: jax.Array) -> jax.Array:
-    """Unconstrained image ``[B, H, W, 3]`` before colour mapping and squashing."""
+  def to_raw(self, params) -> jax.Array:
+    """Unconstrained image ``[B, H, W, 3]`` before colour mapping and squashing; a shared
+    component is added to every image of the batch."""
+    if isinstance(params, dict):
+      return self.to_raw(params["separate"]) + self.to_raw(params["shared"])
     if not self.fft:
       return params
     h, w = self.size
@@ -102,14 +112,17 @@ def _size(size) -> tuple[int, int]:
 
 
 def image(size: int | tuple[int, int], *, batch: int = 1, fft: bool = True,
-          decorrelate: bool = True, sd: float = 0.01, decay: float = 1.0) -> ImageParam:
+          decorrelate: bool = True, sd: float = 0.01, decay: float = 1.0,
+          shared: bool = False) -> ImageParam:
   """Lucid's ``param.image``: Fourier basis with 1/f^decay scaling, decorrelated colour,
   sigmoid; ``fft=False`` gives pixels, ``decorrelate=False`` plain RGB.
 
   Parameters are drawn from ``N(0, sd^2)``. The image is ``[batch, H, W, 3]`` in [0, 1].
+  ``shared=True`` adds one component shared by the whole batch to each image's own one (as
+  in Lucid's interpolation figures), so a strip of images varies smoothly.
   """
   return Image(_size(size), int(batch), bool(fft), bool(decorrelate), float(sd),
-               float(decay)).as_param()
+               float(decay), bool(shared)).as_param()
 
 
 def pixel(size: int | tuple[int, int], *, batch: int = 1, sd: float = 0.01,
@@ -122,3 +135,126 @@ def fourier(size: int | tuple[int, int], *, batch: int = 1, sd: float = 0.01,
             decay: float = 1.0, decorrelate: bool = True) -> ImageParam:
   """Fourier parameterization with 1/f^decay scaling (and decorrelated colour)."""
   return image(size, batch=batch, fft=True, decorrelate=decorrelate, sd=sd, decay=decay)
+
+
+# -- MACO: phase-only optimization under a natural magnitude spectrum ----------------------
+MAGNITUDE_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "weights",
+                              "imagenet_magnitude.npz")
+
+
+@functools.lru_cache(maxsize=None)
+def natural_magnitude(size: tuple[int, int]) -> np.ndarray:
+  """Mean magnitude spectrum of natural photos, ``[3, H, W//2+1]``, for images of ``size``.
+
+  Vendored at 224x224 (``scripts/natural_spectrum.py`` computed it from the 1000 shared
+  ImageNet photos). Smaller sizes keep the frequencies an ideal low-pass resize keeps (the
+  same cycles per image), scaled by the pixel-count ratio; sizes above 224 are not supported.
+  """
+  h, w = size
+  with np.load(MAGNITUDE_FILE) as f:
+    full = f["magnitude"].astype(np.float32)  # [3, 224, 113]
+  fh, fw = full.shape[1], 2 * (full.shape[2] - 1)
+  if h > fh or w > fw:
+    raise FvjaxError(f"MACO's natural spectrum is stored at {fh}x{fw}; size {h}x{w} is larger")
+  rows = np.r_[0:(h + 1) // 2, fh - h // 2:fh]  # cycles per image -h/2 .. h/2, fft order
+  cropped = full[:, rows, : w // 2 + 1]
+  return (cropped * (h * w) / (fh * fw)).astype(np.float32)
+
+
+def _hermitian_phase(phase: jax.Array, w: int) -> jax.Array:
+  """Make the phase of the real-FFT columns that must be Hermitian (kx = 0 and, for even
+  ``w``, kx = w/2) antisymmetric in ky, so ``irfft2`` keeps every magnitude exactly."""
+  flip = jnp.roll(jnp.flip(phase, axis=-2), 1, axis=-2)  # value at -ky
+  cols = [0] + ([w // 2] if w % 2 == 0 else [])
+  for c in cols:
+    phase = phase.at[..., c].set((phase[..., c] - flip[..., c]) / 2)
+  return phase
+
+
+@dataclasses.dataclass(frozen=True)
+class Maco:
+  """MACO (Fel et al. 2023): only the Fourier phase ``[B, 3, H, W//2+1]`` is optimized; the
+  magnitude is the natural-image spectrum of `natural_magnitude`. The spatial image is
+  standardized per image and squashed by a sigmoid into [0, 1]."""
+  size: tuple[int, int]
+  batch: int = 1
+
+  def init(self, key: jax.Array) -> jax.Array:
+    h, w = self.size
+    return jax.random.uniform(key, (self.batch, 3, h, w // 2 + 1), jnp.float32, -np.pi, np.pi)
+
+  def to_spatial(self, phase: jax.Array) -> jax.Array:
+    """The image before standardization, ``[B, H, W, 3]``; its magnitude spectrum is fixed."""
+    h, w = self.size
+    phase = _hermitian_phase(phase, w)
+    spectrum = natural_magnitude(self.size) * jnp.exp(1j * phase.astype(jnp.complex64))
+    return jnp.moveaxis(jnp.fft.irfft2(spectrum, s=(h, w), axes=(-2, -1)), 1, -1)
+
+  def to_image(self, phase: jax.Array) -> jax.Array:
+    x = self.to_spatial(phase)
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    std = x.std(axis=(1, 2, 3), keepdims=True)
+    return jax.nn.sigmoid((x - mean) / (std + 1e-5))
+
+  def as_param(self) -> ImageParam:
+    return _as_param(self)
+
+
+def maco(size: int | tuple[int, int], *, batch: int = 1) -> ImageParam:
+  """MACO phase-only parameterization with a natural magnitude spectrum (see `Maco`)."""
+  return Maco(_size(size), int(batch)).as_param()
+
+
+# -- CPPN ------------------------------------------------------------------------------------
+def _composite_activation(x: jax.Array) -> jax.Array:
+  """Lucid's CPPN activation: ``atan`` and its square, normalised; doubles the channels."""
+  x = jnp.arctan(x)
+  return jnp.concatenate([x / 0.67, (x * x) / 0.6], axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cppn:
+  """Lucid's CPPN: per image, an MLP of ``layers`` 1x1 layers of ``hidden`` channels with the
+  composite atan activation maps pixel coordinates ``(x, y)`` (std 1) to RGB through a
+  sigmoid; the output layer starts at zero (a grey image). Lucid trains it with Adam(0.005).
+  """
+  size: tuple[int, int]
+  batch: int = 1
+  hidden: int = 24
+  layers: int = 8
+
+  def init(self, key: jax.Array):
+    def one(key):
+      params, fan_in = [], 2
+      for k in jax.random.split(key, self.layers):
+        kw, kb = jax.random.split(k)
+        params.append((jax.random.normal(kw, (fan_in, self.hidden)) / np.sqrt(fan_in),
+                       0.1 * jax.random.normal(kb, (self.hidden,))))
+        fan_in = 2 * self.hidden
+      params.append((jnp.zeros((fan_in, 3)), jnp.zeros((3,))))
+      return params
+    return jax.vmap(one)(jax.random.split(key, self.batch))
+
+  def to_image(self, params) -> jax.Array:
+    h, w = self.size
+    r = 3.0 ** 0.5
+    y, x = jnp.meshgrid(jnp.linspace(-r, r, h), jnp.linspace(-r, r, w), indexing="ij")
+    coords = jnp.stack([x, y], axis=-1)
+
+    def one(params):
+      net = coords
+      for weight, bias in params[:-1]:
+        net = _composite_activation(net @ weight + bias)
+      weight, bias = params[-1]
+      return jax.nn.sigmoid(net @ weight + bias)
+
+    return jax.vmap(one)(params)
+
+  def as_param(self) -> ImageParam:
+    return _as_param(self)
+
+
+def cppn(size: int | tuple[int, int], *, batch: int = 1, hidden: int = 24,
+         layers: int = 8) -> ImageParam:
+  """Lucid's CPPN parameterization (see `Cppn`)."""
+  return Cppn(_size(size), int(batch), int(hidden), int(layers)).as_param()
