@@ -54,3 +54,25 @@ def test_console_script_is_installed():
   done = subprocess.run([sys.executable, "-m", "fvjax._src.cli", "layers"], capture_output=True,
                         text=True, check=True)
   assert "conv2d_16" in done.stdout
+
+
+def test_render_objective_expression_directions_and_maco(tmp_path):
+  out = tmp_path / "expr"
+  assert cli.main(["render", "--objective", "channel:leaky_re_lu_4:3 + 10*diversity:leaky_re_lu_4",
+                   "--batch", "2", "--out", str(out), "--steps", "4", "--size", "32",
+                   "--snapshots", "2,4", "--no-progress"]) == 0
+  with np.load(out / "images.npz") as npz:
+    assert npz["images"].shape == (1, 2, 32, 32, 3) and npz["snapshot_2"].shape == (1, 2, 32, 32, 3)
+  assert (out / "snapshots.png").exists()
+  out = tmp_path / "dirs"
+  assert cli.main(["render", "--layer", "leaky_re_lu_4", "--directions", "3", "--preset", "maco",
+                   "--out", str(out), "--steps", "4", "--size", "32", "--no-progress"]) == 0
+  result = json.loads((out / "result.json").read_text())
+  assert result["config"]["directions"] == 3 and len(result["units"]) == 3
+  assert "MACO" in result["config"]["param"]
+
+
+def test_diversity_without_batch_is_refused(tmp_path, capsys):
+  assert cli.main(["render", "--objective", "channel:conv2d_1:0 + diversity:conv2d_1",
+                   "--out", str(tmp_path / "x")]) == 2
+  assert "add --batch" in capsys.readouterr().err
