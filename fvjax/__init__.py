@@ -1,13 +1,15 @@
 """fvjax: optimization-based interpretability of vision models in JAX."""
 
-from fvjax import data, objectives, param, plot, transforms, zoo
+from fvjax import data, objectives, param, plot, presets, transforms, zoo
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
 from fvjax._src.render import RenderDiverged, RenderResult, render, trace_count
+from fvjax._src.sweep import SweepResult, grid_settings, sweep
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Model", "render", "RenderResult", "RenderDiverged", "trace_count", "FvjaxError",
-    "objectives", "param", "transforms", "zoo", "data", "plot",
+    "sweep", "SweepResult", "grid_settings",
+    "objectives", "param", "presets", "transforms", "zoo", "data", "plot",
 ]

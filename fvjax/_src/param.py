@@ -75,20 +75,26 @@ class Image:
     return {"separate": self.sd * jax.random.normal(k1, (self.batch, *shape), jnp.float32),
             "shared": self.sd * jax.random.normal(k2, (1, *shape), jnp.float32)}
 
-  def to_raw(self, params) -> jax.Array:
+  def to_raw(self, params, decay=None) -> jax.Array:
     """Unconstrained image ``[B, H, W, 3]`` before colour mapping and squashing; a shared
-    component is added to every image of the batch."""
+    component is added to every image of the batch. ``decay`` (may be traced) overrides the
+    setting's Fourier decay power."""
     if isinstance(params, dict):
-      return self.to_raw(params["separate"]) + self.to_raw(params["shared"])
+      return self.to_raw(params["separate"], decay) + self.to_raw(params["shared"], decay)
     if not self.fft:
       return params
     h, w = self.size
-    spectrum = jax.lax.complex(params[..., 0], params[..., 1]) * fourier_scale(h, w, self.decay)
+    if decay is None:
+      scale = fourier_scale(h, w, self.decay)
+    else:
+      freqs = jnp.maximum(jnp.asarray(rfft2d_freqs(h, w), jnp.float32), 1.0 / max(w, h))
+      scale = np.float32(np.sqrt(w * h)) / freqs ** decay
+    spectrum = jax.lax.complex(params[..., 0], params[..., 1]) * scale
     spatial = jnp.fft.irfft2(spectrum, s=(h, w), axes=(-2, -1))  # [B, 3, H, W]
     return jnp.moveaxis(spatial, 1, -1) / FOURIER_OUTPUT_DIVISOR
 
-  def to_image(self, params: jax.Array) -> jax.Array:
-    raw = self.to_raw(params)
+  def to_image(self, params, decay=None) -> jax.Array:
+    raw = self.to_raw(params, decay)
     if self.decorrelate:
       raw = decorrelate_colors(raw)
     return jax.nn.sigmoid(raw)

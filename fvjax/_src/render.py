@@ -72,53 +72,72 @@ class _Setting:
   chunk: int
 
 
-def _loss(setting, model_params, image_params, objective, key):
-  images = setting.param.to_image(image_params)
-  seen = setting.transforms(key, images)
+# Per-unit hyperparameters render understands besides the optimizer's own (see `render`).
+PARAM_HYPERPARAMS = ("decay",)
+TRANSFORM_HYPERPARAMS = ("transform_strength",)
+
+
+def _to_image(setting, image_params, hyper):
+  kwargs = {k: hyper[k] for k in PARAM_HYPERPARAMS if k in hyper}
+  return setting.param.to_image(image_params, **kwargs)
+
+
+def _loss(setting, model_params, image_params, objective, hyper, key):
+  images = _to_image(setting, image_params, hyper)
+  if "transform_strength" in hyper:
+    seen = setting.transforms(key, images, strength=hyper["transform_strength"])
+  else:
+    seen = setting.transforms(key, images)
   acts = dict(setting.apply(model_params, seen))
   acts["input"] = seen
   score = jnp.sum(objective(acts))
   return -score, score
 
 
-def _init(setting: _Setting, keys: jax.Array):
-  def one(key):
+def _init(setting: _Setting, keys: jax.Array, hyper):
+  def one(key, hyper):
     init_key, loop_key = jax.random.split(key)
     image_params = setting.param.init(init_key)
-    return image_params, setting.optimizer.init(image_params), loop_key
-  return jax.vmap(one)(keys)
+    opt_state = setting.optimizer.init(image_params)
+    optimizer_hyper = {k: v for k, v in hyper.items()
+                       if k not in PARAM_HYPERPARAMS + TRANSFORM_HYPERPARAMS}
+    if optimizer_hyper:
+      opt_state.hyperparams.update(
+          {k: jnp.asarray(v, opt_state.hyperparams[k].dtype) for k, v in optimizer_hyper.items()})
+    return image_params, opt_state, loop_key
+  return jax.vmap(one)(keys, hyper)
 
 
-def _run_chunk(setting: _Setting, model_params, state, objective):
+def _run_chunk(setting: _Setting, model_params, state, objective, hyper):
   _TRACES["chunk"] += 1
   grad_fn = jax.grad(_loss, argnums=2, has_aux=True)
 
-  def one(state, objective):
+  def one(state, objective, hyper):
     def step(state, _):
       image_params, opt_state, key = state
       key, sub = jax.random.split(key)
-      grads, score = grad_fn(setting, model_params, image_params, objective, sub)
+      grads, score = grad_fn(setting, model_params, image_params, objective, hyper, sub)
       updates, opt_state = setting.optimizer.update(grads, opt_state, image_params)
       return (optax.apply_updates(image_params, updates), opt_state, key), score
     return jax.lax.scan(step, state, None, length=setting.chunk)
 
-  return jax.vmap(one)(state, objective)
+  return jax.vmap(one)(state, objective, hyper)
 
 
-def _final(setting: _Setting, model_params, image_params, objective):
-  def one(image_params, objective):
-    images = setting.param.to_image(image_params)
+def _final(setting: _Setting, model_params, image_params, objective, hyper):
+  def one(image_params, objective, hyper):
+    images = _to_image(setting, image_params, hyper)
     acts = dict(setting.apply(model_params, images))
     acts["input"] = images
     return images, jnp.sum(objective(acts))
-  return jax.vmap(one)(image_params, objective)
+  return jax.vmap(one)(image_params, objective, hyper)
 
 
 _init_jit = jax.jit(_init, static_argnums=0)
 _run_chunk_jit = jax.jit(_run_chunk, static_argnums=0, donate_argnums=2)
 _final_jit = jax.jit(_final, static_argnums=0)
-_to_images_jit = jax.jit(lambda setting, p: jax.vmap(setting.param.to_image)(p),
-                         static_argnums=0)
+_to_images_jit = jax.jit(lambda setting, p, hyper: jax.vmap(
+    lambda p, h: _to_image(setting, p, h))(p, hyper), static_argnums=0)
 
 
 def _chunk_length(steps: int, snapshots: Sequence[int]) -> int:
@@ -132,7 +151,9 @@ def render(model: Model, objective, *, key: jax.Array, steps: int = 512, size: i
            batch: int | None = None, param: param_lib.ImageParam | None = None,
            transforms: transforms_lib.Transform | None = None,
            optimizer: optax.GradientTransformation | None = None,
-           snapshots: Sequence[int] = (), progress: bool = True) -> RenderResult:
+           snapshots: Sequence[int] = (), progress: bool = True,
+           hyperparams: dict[str, Any] | None = None,
+           mesh: jax.sharding.Mesh | None = None) -> RenderResult:
   """Optimize images to maximise ``objective`` on ``model``.
 
   Args:
@@ -151,6 +172,14 @@ def render(model: Model, objective, *, key: jax.Array, steps: int = 512, size: i
       to reuse the compiled loop.
     snapshots: steps (0..steps) after which to keep the images.
     progress: show a progress bar over chunks of steps.
+    hyperparams: per-unit hyperparameters, each a scalar or ``[K]`` (a sweep is one more
+      batch axis): ``"decay"`` (Fourier decay power of `param.image`),
+      ``"transform_strength"`` (multiplies the jitter, scale and rotation ranges; 1 is the
+      transforms as given) and any hyperparameter of an optimizer built with
+      ``optax.inject_hyperparams`` (e.g. ``"learning_rate"``).
+    mesh: a `jax.sharding.Mesh`; the K units are sharded over its first axis (K padded to
+      a multiple of its size), the model's weights replicated. Results equal the unsharded
+      run.
 
   Returns:
     A `RenderResult`. Raises `FvjaxError` for bad input before anything runs, and
@@ -163,30 +192,45 @@ def render(model: Model, objective, *, key: jax.Array, steps: int = 512, size: i
   optimizer = optimizer or DEFAULT_OPTIMIZER
   snapshots = sorted(set(int(s) for s in snapshots))
   _validate(model, stacked, param, transforms, steps, snapshots)
+  hyper = _hyperparams(hyperparams or {}, count, optimizer, param)
 
   keys = jax.random.split(key, count) if batched else key[None]
+  return optimize_units(model, stacked, keys, steps=steps, batch=batch, param=param,
+                        transforms=transforms, optimizer=optimizer, snapshots=snapshots,
+                        progress=progress, hyper=hyper, mesh=mesh)
+
+
+def optimize_units(model: Model, stacked, keys: jax.Array, *, steps: int, batch: int | None,
+                   param, transforms, optimizer, snapshots: Sequence[int], progress: bool,
+                   hyper: dict[str, jax.Array], mesh=None) -> RenderResult:
+  """The loop behind `render` for already-validated input: K stacked objectives, their K
+  keys and ``[K]`` hyperparameters (used by `fvjax.sweep` too)."""
+  count = keys.shape[0]
+  model_params = model.params
+  if mesh is not None:
+    keys, stacked, hyper, model_params = _shard(mesh, keys, stacked, hyper, model_params)
   setting = _Setting(model.apply, param, transforms, optimizer, _chunk_length(steps, snapshots))
-  state = _init_jit(setting, keys)
+  state = _init_jit(setting, keys, hyper)
   kept: dict[int, np.ndarray] = {}
   traces: list[np.ndarray] = []
   if 0 in snapshots:
-    kept[0] = np.asarray(_to_images_jit(setting, state[0]))
+    kept[0] = np.asarray(_to_images_jit(setting, state[0], hyper))[:count]
 
   def result_so_far(image_params):
-    images, final = _final_jit(setting, model.params, image_params, stacked)
+    images, final = _final_jit(setting, model_params, image_params, stacked, hyper)
     squeeze = (lambda x: x[:, 0]) if batch is None else (lambda x: x)
-    return RenderResult(squeeze(np.asarray(images)),
+    return RenderResult(squeeze(np.asarray(images)[:count]),
                         np.concatenate(traces, axis=1) if traces else np.zeros((count, 0)),
-                        np.asarray(final), {s: squeeze(v) for s, v in kept.items()},
-                        image_params)
+                        np.asarray(final)[:count], {s: squeeze(v) for s, v in kept.items()},
+                        jax.tree.map(lambda x: x[:count], image_params))
 
   done = 0
   with tqdm(total=steps, desc=f"render {count} unit{'s' * (count > 1)}", unit="step",
             disable=not progress, leave=False) as bar:
     while done < steps:
       last_good = jax.tree.map(jnp.copy, state[0])
-      state, trace = _run_chunk_jit(setting, model.params, state, stacked)
-      trace = np.asarray(trace)
+      state, trace = _run_chunk_jit(setting, model_params, state, stacked, hyper)
+      trace = np.asarray(trace)[:count]
       bad = ~np.isfinite(trace)
       if bad.any():
         step = done + int(np.argmax(bad.any(axis=0))) + 1
@@ -200,8 +244,59 @@ def render(model: Model, objective, *, key: jax.Array, steps: int = 512, size: i
       bar.update(setting.chunk)
       bar.set_postfix(objective=f"{float(trace[:, -1].mean()):.3g}")
       if done in snapshots:
-        kept[done] = np.asarray(_to_images_jit(setting, state[0]))
+        kept[done] = np.asarray(_to_images_jit(setting, state[0], hyper))[:count]
   return result_so_far(state[0])
+
+
+def _hyperparams(hyperparams: dict, count: int, optimizer, param) -> dict[str, jax.Array]:
+  """Per-unit hyperparameters as float32 ``[K]`` arrays, checked against what uses them."""
+  optimizer_names = ()
+  probe = jax.eval_shape(optimizer.init, jax.eval_shape(param.init, jax.random.key(0)))
+  if hasattr(probe, "hyperparams"):
+    optimizer_names = tuple(probe.hyperparams)
+  valid = PARAM_HYPERPARAMS + TRANSFORM_HYPERPARAMS + optimizer_names
+  out = {}
+  for name, value in hyperparams.items():
+    if name not in valid:
+      hint = "" if optimizer_names else (" (optimizer hyperparameters need an optimizer built "
+                                         "with optax.inject_hyperparams)")
+      raise FvjaxError(f"unknown hyperparameter {name!r}; valid: {', '.join(valid)}{hint}")
+    value = jnp.asarray(value, jnp.float32)
+    if value.ndim == 0:
+      value = jnp.broadcast_to(value, (count,))
+    if value.shape != (count,):
+      raise FvjaxError(f"hyperparameter {name!r} has shape {value.shape}; expected a scalar or "
+                       f"[{count}] (one value per unit)")
+    out[name] = value
+  return out
+
+
+def _shard(mesh, keys, stacked, hyper, model_params):
+  """Pad the unit axis to a multiple of the mesh's first axis and place it sharded over it;
+  replicate the model's weights."""
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec
+  # Let XLA propagate the unit sharding through the vmapped loop (explicit-axis meshes, as
+  # jax.make_mesh builds, would make every intermediate's sharding part of its type).
+  mesh = Mesh(mesh.devices, mesh.axis_names)
+  axis = mesh.axis_names[0]
+  size = mesh.shape[axis]
+  count = keys.shape[0]
+  padded = -(-count // size) * size
+
+  def pad(x):
+    x = jnp.asarray(x)
+    if padded == count:
+      return x
+    return jnp.concatenate([x, jnp.repeat(x[-1:], padded - count, axis=0)], axis=0)
+
+  units = NamedSharding(mesh, PartitionSpec(axis))
+  place = lambda x: jax.device_put(pad(x), units)
+  keys = jax.device_put(pad(jax.random.key_data(keys)), units)
+  keys = jax.random.wrap_key_data(keys)
+  stacked = jax.tree.map(place, stacked)
+  hyper = jax.tree.map(place, hyper)
+  model_params = jax.device_put(model_params, NamedSharding(mesh, PartitionSpec()))
+  return keys, stacked, hyper, model_params
 
 
 def _validate(model, objective, param, transforms, steps, snapshots):

@@ -20,7 +20,10 @@ from fvjax._src.errors import FvjaxError
 
 
 class Transform:
-  def __call__(self, key: jax.Array, images: jax.Array) -> jax.Array:
+  """``transform(key, images, strength=1.0)``: ``strength`` (may be traced) scales the
+  random range (jitter offsets, scale deviation, rotation angle); shapes never change."""
+
+  def __call__(self, key: jax.Array, images: jax.Array, strength=1.0) -> jax.Array:
     raise NotImplementedError
 
   def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
@@ -36,7 +39,7 @@ class Pad(Transform):
   value: float = 0.5
   mode: str = "constant"
 
-  def __call__(self, key, images):
+  def __call__(self, key, images, strength=1.0):
     pad = ((0, 0), (self.width, self.width), (self.width, self.width), (0, 0))
     if self.mode == "constant":
       return jnp.pad(images, pad, constant_values=self.value)
@@ -51,9 +54,14 @@ class Jitter(Transform):
   """Random crop of ``H - d`` by ``W - d`` pixels (Lucid's jitter: offsets 0..d)."""
   d: int
 
-  def __call__(self, key, images):
+  def __call__(self, key, images, strength=1.0):
     b, h, w, c = images.shape
-    oy, ox = jax.random.randint(key, (2,), 0, self.d + 1)
+    if isinstance(strength, (int, float)) and strength == 1.0:
+      oy, ox = jax.random.randint(key, (2,), 0, self.d + 1)
+    else:  # offsets in 0 .. strength * d, centred so strength 0 crops the middle
+      u = jax.random.uniform(key, (2,))
+      offsets = (self.d / 2) + (u - 0.5) * jnp.clip(strength, 0.0, 1.0) * (self.d + 1)
+      oy, ox = jnp.clip(jnp.floor(offsets), 0, self.d).astype(jnp.int32)
     return jax.lax.dynamic_slice(images, (0, oy, ox, 0), (b, h - self.d, w - self.d, c))
 
   def output_size(self, size):
@@ -84,9 +92,9 @@ class RandomScale(Transform):
   """Zoom about the centre by a factor drawn uniformly from ``scales``."""
   scales: tuple[float, ...]
 
-  def __call__(self, key, images):
+  def __call__(self, key, images, strength=1.0):
     scale = jax.random.choice(key, jnp.asarray(self.scales, jnp.float32))
-    return _resample(images, scale, jnp.float32(0.0))
+    return _resample(images, 1.0 + strength * (scale - 1.0), jnp.float32(0.0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,9 +102,9 @@ class RandomRotate(Transform):
   """Rotate about the centre by an angle in degrees drawn uniformly from ``angles``."""
   angles: tuple[float, ...]
 
-  def __call__(self, key, images):
+  def __call__(self, key, images, strength=1.0):
     angle = jax.random.choice(key, jnp.asarray(self.angles, jnp.float32)) * (math.pi / 180)
-    return _resample(images, jnp.float32(1.0), angle)
+    return _resample(images, jnp.float32(1.0), strength * angle)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,10 +112,10 @@ class Compose(Transform):
   """Apply ``transforms`` in order, each with its own key split from the one given."""
   transforms: tuple[Transform, ...]
 
-  def __call__(self, key, images):
+  def __call__(self, key, images, strength=1.0):
     keys = jax.random.split(key, max(len(self.transforms), 1))
     for k, t in zip(keys, self.transforms):
-      images = t(k, images)
+      images = t(k, images, strength)
     return images
 
   def output_size(self, size):

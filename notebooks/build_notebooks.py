@@ -1,0 +1,149 @@
+"""Write the tour notebooks from the cell sources below (run after editing them).
+
+    python notebooks/build_notebooks.py
+
+Each notebook reads FVJAX_NOTEBOOK_FAST=1 to shrink steps and sizes; CI executes them so.
+"""
+
+import os
+
+import nbformat
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+FEATURE_VISUALIZATION_TOUR = [
+    ("md", """# Feature visualization with fvjax: a tour
+
+Every capability of Olah et al. (2017), "Feature Visualization" (Distill), on the vendored Tiny
+Darknet ImageNet classifier: objectives and how they compose, parameterizations (pixels, Fourier
+with 1/f scaling, decorrelated colour, shared + separate, MACO, CPPN), transformation robustness,
+regularizers, diversity, interpolation, random directions, preconditioning and dataset examples.
+Every render below optimizes all of its units **in one compiled, vmapped loop**.
+
+Set `FVJAX_NOTEBOOK_FAST=1` to run it in a minute (tiny sizes, few steps): CI does so."""),
+    ("code", """import os
+import jax, jax.numpy as jnp, numpy as np
+import matplotlib.pyplot as plt
+import optax
+import fvjax
+from fvjax import objectives as O, param as P, transforms as T
+
+FAST = os.environ.get("FVJAX_NOTEBOOK_FAST") == "1"
+STEPS = 8 if FAST else 512
+SIZE = 32 if FAST else 128
+PHOTOS = os.environ.get("FVJAX_PHOTOS", "../../shared/data/imagenet-sample")
+key = jax.random.key(0)
+
+def show(images, titles=None, ncols=None, size=2.0):
+    images = np.asarray(images).reshape(-1, *np.shape(images)[-3:])
+    ncols = ncols or len(images)
+    nrows = -(-len(images) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(images):
+            ax.imshow(np.clip(images[i], 0, 1))
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=8)
+    plt.show()"""),
+    ("md", "## The model\n`fvjax.zoo.load` returns a `fvjax.Model`: a pure function from images in [0, 1] to a dict of named activations."),
+    ("code", """model = fvjax.zoo.load("tiny-darknet")
+for name in ["conv2d_1", "leaky_re_lu_4", "leaky_re_lu_8", "leaky_re_lu_12", "logits"]:
+    print(f"{name:16s} {model.layers[name]}")
+print(len(model.layers), "layers;", model.labels[:3])"""),
+    ("md", "## Channels: 8 units, one compiled loop\nIndices are traced values, so another set of units reuses the compiled loop (`fvjax.trace_count()`)."),
+    ("code", """channels = jnp.arange(8)
+result = fvjax.render(model, O.channel("leaky_re_lu_8", channels), key=key, steps=STEPS, size=SIZE,
+                      snapshots=(STEPS // 4, STEPS // 2, STEPS))
+show(result.images, [f"channel {c}" for c in channels], ncols=8)
+before = fvjax.trace_count()
+other = fvjax.render(model, O.channel("leaky_re_lu_8", channels + 8), key=key, steps=STEPS, size=SIZE, progress=False)
+print("recompiled for other units:", fvjax.trace_count() != before)"""),
+    ("md", "Snapshots along the optimization (early steps are noisy; the paper figures use 32 / 128 / 512):"),
+    ("code", """steps = sorted(result.snapshots)
+show(np.stack([result.snapshots[s][:4] for s in steps], axis=1), [f"step {s}" for s in steps] * 4, ncols=len(steps))"""),
+    ("md", "## Neuron, layer (DeepDream), class logit and probability, objective arithmetic"),
+    ("code", """goldfish = model.labels.index("goldfish")
+objectives = {
+    "neuron 8:3 (centre)": O.neuron("leaky_re_lu_8", 3),
+    "layer 6 (DeepDream)": O.layer("leaky_re_lu_6"),
+    "logit goldfish": O.class_logit(goldfish),
+    "probability goldfish": O.class_probability(goldfish),
+    "unit 3 + unit 7": O.channel("leaky_re_lu_8", 3) + O.channel("leaky_re_lu_8", 7),
+    "unit 3 - 0.5 * unit 7": O.channel("leaky_re_lu_8", 3) - 0.5 * O.channel("leaky_re_lu_8", 7),
+}
+images = [fvjax.render(model, o, key=key, steps=STEPS, size=SIZE, progress=False).images[0]
+          for o in objectives.values()]
+show(images, list(objectives), ncols=6)"""),
+    ("md", "## Diversity: four images of one unit\nfvjax's `diversity` is a reward (minus the pairwise cosine similarity of Gram matrices), so add it."),
+    ("code", """objective = O.channel("leaky_re_lu_8", 3) + 1e2 * O.diversity("leaky_re_lu_8")
+result = fvjax.render(model, objective, key=key, steps=STEPS, size=SIZE, batch=4)
+print("diversity per image:", result.final)
+show(result.images[0], [f"image {b}" for b in range(4)])"""),
+    ("md", "## Directions: a vector in channel space, and random directions\nSzegedy et al.: random directions look as interpretable as units. All N render in one batch."),
+    ("code", """vectors = O.random_directions(jax.random.key(1), 6, model.layers["leaky_re_lu_8"][-1])
+result = fvjax.render(model, O.direction("leaky_re_lu_8", vectors, cossim_pow=1.0), key=key, steps=STEPS, size=SIZE)
+show(result.images, [f"random direction {i}" for i in range(6)])"""),
+    ("md", "## Interpolation: shared + separate parameters and alignment\nA strip from unit 3 to unit 7; a parameter component shared by the batch keeps it smooth."),
+    ("code", """n = 6
+objective = O.channel_interpolate("leaky_re_lu_8", 3, "leaky_re_lu_8", 7) + 1e-1 * O.alignment("leaky_re_lu_8")
+result = fvjax.render(model, objective, key=key, steps=STEPS, batch=n, param=P.image(SIZE, batch=n, shared=True))
+fvjax.plot.interpolation_strip(result.images[0], "interpolation.png", start="unit 3", end="unit 7")
+show(result.images[0])"""),
+    ("md", "## Regularizers: L1, total variation, blur\nPenalties are >= 0: subtract them."),
+    ("code", """base = O.channel("leaky_re_lu_8", 13)
+variants = {"none": base, "- 0.5 L1": base - 0.5 * O.l1(), "- 2 TV": base - 2.0 * O.total_variation(),
+            "- 20 blur": base - 20.0 * O.blur_penalty()}
+pixel = P.pixel(SIZE)
+images = [fvjax.render(model, o, key=key, steps=STEPS, param=pixel, progress=False).images[0] for o in variants.values()]
+show(images, list(variants))"""),
+    ("md", "## Parameterizations: pixels, Fourier without/with decorrelated colour, MACO, CPPN"),
+    ("code", """cppn_opt = optax.adam(0.005)
+params = {"pixel": (P.pixel(SIZE), None), "fourier (RGB)": (P.fourier(SIZE, decorrelate=False), None),
+          "fourier + decorrelated": (P.image(SIZE), None),
+          "MACO": (P.maco(SIZE), fvjax.presets.preset("maco", SIZE)["optimizer"]),
+          "CPPN": (P.cppn(SIZE), cppn_opt)}
+images = [fvjax.render(model, O.channel("leaky_re_lu_8", 13), key=key, steps=STEPS, param=p, optimizer=opt, progress=False).images[0]
+          for p, opt in params.values()]
+show(images, list(params))"""),
+    ("md", "## Presets\n`fvjax.presets.preset(name, size)` gives the keyword arguments of a whole recipe."),
+    ("code", """for name, text in fvjax.presets.PRESETS.items():
+    print(f"{name}: {text}")
+settings = fvjax.presets.preset("maco", SIZE, batch=1)
+settings["steps"] = STEPS
+show(fvjax.render(model, O.channel("leaky_re_lu_8", jnp.arange(4)), key=key, **settings).images)"""),
+    ("md", "## Preconditioning (Olah 2017): steepest ascent under three metrics\nPlain SGD on pixels (L2), sign SGD on pixels (L-infinity), plain SGD on decorrelated Fourier parameters: same unit, same steps. The full experiment is `experiments/preconditioning/main.py`."),
+    ("code", """sign_sgd = optax.chain(optax.stateless(lambda g, _: jax.tree.map(jnp.sign, g)), optax.sgd(0.03))
+methods = {"pixel, L2 (sgd 1e3)": (P.pixel(SIZE), optax.sgd(1e3)),
+           "pixel, L-inf (sign sgd)": (P.pixel(SIZE), sign_sgd),
+           "decorrelated (sgd 1)": (P.image(SIZE), optax.sgd(1.0))}
+runs = {name: fvjax.render(model, O.channel("leaky_re_lu_8", 13), key=key, steps=STEPS, param=p, optimizer=opt, progress=False)
+        for name, (p, opt) in methods.items()}
+show([r.images[0] for r in runs.values()], list(runs))
+for name, r in runs.items():
+    plt.plot(r.trace[0], label=name)
+plt.xlabel("step"); plt.ylabel("objective"); plt.legend(); plt.show()"""),
+    ("md", "## Dataset examples\nStream natural photos through the model in compiled batches and keep the running top-k per unit (the Distill layout: the visualization beside its top natural images)."),
+    ("code", """if os.path.isdir(PHOTOS):
+    photos = fvjax.data.image_folder(PHOTOS, 224 if not FAST else 64, limit=None if not FAST else 48)
+    units = jnp.arange(4)
+    found = fvjax.dataset_examples(model, O.channel("leaky_re_lu_12", units), photos.images, k=4)
+    vis = fvjax.render(model, O.channel("leaky_re_lu_12", units), key=key, steps=STEPS, size=SIZE, progress=False)
+    fvjax.plot.dataset_examples_panel(vis.images, found, "dataset_examples.png", labels=[f"unit {u}" for u in units])
+    plt.figure(figsize=(10, 8)); plt.imshow(plt.imread("dataset_examples.png")); plt.axis("off"); plt.show()
+else:
+    print("no photos at", PHOTOS, "- set FVJAX_PHOTOS to an image folder")"""),
+]
+
+
+def build(cells, path):
+  nb = nbformat.v4.new_notebook()
+  nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+  nb.cells = [nbformat.v4.new_markdown_cell(src) if kind == "md" else nbformat.v4.new_code_cell(src)
+              for kind, src in cells]
+  nbformat.write(nb, path)
+  print("wrote", path)
+
+
+if __name__ == "__main__":
+  build(FEATURE_VISUALIZATION_TOUR, os.path.join(HERE, "feature_visualization_tour.ipynb"))

@@ -1,0 +1,113 @@
+"""Scale: sharding over devices, sweeps as a batch axis, resumable sweeps."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import fvjax
+from fvjax import objectives as O
+
+SHARDED_SCRIPT = textwrap.dedent("""
+    import json, jax, jax.numpy as jnp, numpy as np
+    import fvjax
+    from fvjax import objectives as O
+    assert jax.device_count() == 8, jax.devices()
+    model = fvjax.zoo.load("tiny-darknet")
+    mesh = jax.make_mesh((8,), ("units",))
+    objective = O.channel("leaky_re_lu_4", jnp.arange(5))  # 5 units: padded to 8
+    kwargs = dict(key=jax.random.key(3), steps=4, size=32, progress=False)
+    plain = fvjax.render(model, objective, **kwargs)
+    sharded = fvjax.render(model, objective, mesh=mesh, **kwargs)
+    sweep = fvjax.sweep(model, objective, grid={"learning_rate": [0.05]}, mesh=mesh, **kwargs)
+    print(json.dumps({
+        "images": float(np.abs(plain.images - sharded.images).max()),
+        "final": float(np.abs(plain.final - sharded.final).max()),
+        "shape": list(sharded.images.shape),
+        "sweep": float(np.abs(sweep.images[0] - plain.images).max()),
+    }))
+""")
+
+
+def test_sharded_render_equals_unsharded_on_8_simulated_devices():
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu")
+  done = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT], capture_output=True, text=True,
+                        env=env, timeout=600)
+  assert done.returncode == 0, done.stderr[-3000:]
+  diffs = json.loads(done.stdout.strip().splitlines()[-1])
+  assert diffs["shape"] == [5, 32, 32, 3]
+  assert diffs["images"] < 1e-5 and diffs["final"] < 1e-4 and diffs["sweep"] < 1e-4, diffs
+
+
+def test_sweep_over_two_learning_rates_equals_two_renders(tiny_darknet):
+  objective = O.channel("leaky_re_lu_4", jnp.asarray([2, 9]))
+  key = jax.random.key(0)
+  swept = fvjax.sweep(tiny_darknet, objective, key=key, grid={"learning_rate": [0.02, 0.1]},
+                      steps=6, size=32, progress=False)
+  assert swept.images.shape == (2, 2, 32, 32, 3) and swept.trace.shape == (2, 2, 6)
+  assert [s["learning_rate"] for s in swept.settings] == [0.02, 0.1]
+  for i, lr in enumerate([0.02, 0.1]):
+    alone = fvjax.render(tiny_darknet, objective, key=key, steps=6, size=32,
+                         optimizer=optax.adam(lr), progress=False)
+    np.testing.assert_allclose(swept.images[i], alone.images, atol=1e-4)
+    np.testing.assert_allclose(swept.final[i], alone.final, rtol=1e-4, atol=1e-5)
+  assert not np.allclose(swept.images[0], swept.images[1], atol=1e-3)
+
+
+def test_sweep_axes_decay_strength_seed_and_objective_weights(tiny_darknet):
+  objective = lambda s: O.channel("leaky_re_lu_4", 1) - s["tv"] * O.total_variation()
+  grid = {"decay": [1.0, 2.0], "transform_strength": [0.0, 1.0], "seed": [0, 1], "tv": [0.0, 5.0]}
+  swept = fvjax.sweep(tiny_darknet, objective, key=jax.random.key(0), grid=grid, steps=4,
+                      size=32, progress=False)
+  assert swept.final.shape == (16, 1) and len(swept.settings) == 16
+  # A setting equals a render with the same values: decay 2, strength 1, seed 1, tv 5.
+  i = next(i for i, s in enumerate(swept.settings)
+           if s == {"decay": 2.0, "transform_strength": 1.0, "seed": 1, "tv": 5.0})
+  alone = fvjax.render(tiny_darknet, objective(swept.settings[i]),
+                       key=jax.random.fold_in(jax.random.key(0), 1), steps=4,
+                       param=fvjax.param.image(32, decay=2.0),
+                       optimizer=fvjax._src.sweep.DEFAULT_SWEEP_OPTIMIZER,
+                       hyperparams={"transform_strength": 1.0}, progress=False)
+  np.testing.assert_allclose(swept.images[i, 0], alone.images[0], atol=1e-4)
+
+
+def test_interrupted_sweep_resumes_without_recomputing(tiny_darknet, tmp_path):
+  objective = O.channel("leaky_re_lu_4", jnp.arange(2))
+  kwargs = dict(key=jax.random.key(0), grid={"learning_rate": [0.01, 0.03, 0.1]}, steps=4,
+                size=32, settings_per_chunk=2, out=str(tmp_path), progress=False)
+
+  def crash(index):
+    raise KeyboardInterrupt(f"simulated crash after chunk {index}")
+
+  with pytest.raises(KeyboardInterrupt):
+    fvjax.sweep(tiny_darknet, objective, on_chunk=crash, **kwargs)
+  first = tmp_path / "sweep_chunks" / "chunk_0000.npz"
+  assert first.exists() and not (tmp_path / "sweep_chunks" / "chunk_0001.npz").exists()
+  stamp = first.stat().st_mtime_ns
+  before = fvjax.trace_count()
+  resumed = fvjax.sweep(tiny_darknet, objective, **kwargs)
+  assert resumed.loaded == [0] and resumed.computed == [1]
+  assert first.stat().st_mtime_ns == stamp
+  again = fvjax.sweep(tiny_darknet, objective, **kwargs)
+  assert again.loaded == [0, 1] and again.computed == []
+  assert fvjax.trace_count() - before <= 1  # one compile for the padded chunk shape
+  np.testing.assert_array_equal(again.images, resumed.images)
+  with pytest.raises(fvjax.FvjaxError, match="different sweep"):
+    fvjax.sweep(tiny_darknet, O.channel("leaky_re_lu_4", jnp.arange(2, 4)), **kwargs)
+
+
+def test_bad_sweep_and_hyperparameter_input(tiny_darknet):
+  with pytest.raises(fvjax.FvjaxError, match="unknown sweep grid names \\['lr'\\]"):
+    fvjax.sweep(tiny_darknet, O.channel("conv2d_1", 0), key=jax.random.key(0),
+                grid={"lr": [0.1]}, steps=2, size=32)
+  with pytest.raises(fvjax.FvjaxError, match="inject_hyperparams"):
+    fvjax.render(tiny_darknet, O.channel("conv2d_1", 0), key=jax.random.key(0), steps=2,
+                 size=32, hyperparams={"learning_rate": 0.1})
