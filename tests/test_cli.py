@@ -76,3 +76,19 @@ def test_diversity_without_batch_is_refused(tmp_path, capsys):
   assert cli.main(["render", "--objective", "channel:conv2d_1:0 + diversity:conv2d_1",
                    "--out", str(tmp_path / "x")]) == 2
   assert "add --batch" in capsys.readouterr().err
+
+
+def test_sweep_cli_writes_grid_and_resumes(tmp_path, capsys):
+  args = ["sweep", "--layer", "leaky_re_lu_4", "--channels", "0:2", "--learning-rate", "0.02,0.1",
+          "--tv-weight", "0,1", "--steps", "4", "--size", "32", "--settings-per-chunk", "2",
+          "--out", str(tmp_path), "--no-progress"]
+  assert cli.main(args) == 0
+  result = json.loads((tmp_path / "results.json").read_text())
+  assert len(result["settings"]) == 4 and result["computed_chunks"] == [0, 1]
+  assert all(len(s["final_objective"]) == 2 for s in result["settings"])
+  with np.load(tmp_path / "images.npz") as npz:
+    assert npz["images"].shape == (4, 2, 32, 32, 3)
+  assert cli.main(args) == 0
+  assert json.loads((tmp_path / "results.json").read_text())["loaded_chunks"] == [0, 1]
+  assert cli.main(args[:-3] + ["--learning-rate", "fast", "--out", str(tmp_path)]) == 2
+  assert "malformed --learning-rate 'fast'" in capsys.readouterr().err

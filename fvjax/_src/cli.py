@@ -4,6 +4,8 @@
     fvjax render --layer leaky_re_lu_8 --directions 8 --out out/        # random directions
     fvjax render --objective "channel:leaky_re_lu_8:3 + 100*diversity:leaky_re_lu_8" \
         --batch 4 --preset lucid --snapshots 32,128,512 --out out/
+    fvjax sweep --layer leaky_re_lu_8 --channels 0:4 --learning-rate 0.02,0.05 --decay 1,1.5 \
+        --out sweep/                                                    # resumable
     fvjax layers --model tiny-darknet
 
 ``render`` writes ``grid.png`` (one labelled tile per unit), ``images.npz`` (``images``:
@@ -69,6 +71,23 @@ def _parser() -> argparse.ArgumentParser:
   render.add_argument("--seed", type=int, default=0)
   render.add_argument("--snapshots", default="", help="comma-separated steps, e.g. 32,128")
   render.add_argument("--no-progress", action="store_true")
+
+  sweep = sub.add_parser("sweep", help="render units under a grid of hyperparameters")
+  sweep.add_argument("--model", default="tiny-darknet")
+  sweep.add_argument("--weights", default=None)
+  sweep.add_argument("--layer", required=True)
+  sweep.add_argument("--channels", default="0:4")
+  sweep.add_argument("--out", required=True, help="output folder (finished chunks resume)")
+  sweep.add_argument("--learning-rate", default="0.05", help="comma-separated Adam rates")
+  sweep.add_argument("--decay", default="1", help="Fourier decay powers")
+  sweep.add_argument("--transform-strength", default="1", help="transform range multipliers")
+  sweep.add_argument("--seeds", default="0", help="seeds")
+  sweep.add_argument("--tv-weight", default="0", help="total-variation penalty weights")
+  sweep.add_argument("--steps", type=int, default=256)
+  sweep.add_argument("--size", type=int, default=96)
+  sweep.add_argument("--settings-per-chunk", type=int, default=4)
+  sweep.add_argument("--seed", type=int, default=0, help="base PRNG seed")
+  sweep.add_argument("--no-progress", action="store_true")
 
   layers = sub.add_parser("layers", help="list a model's layers and activation shapes")
   layers.add_argument("--model", default="tiny-darknet")
@@ -170,10 +189,64 @@ def _render(args) -> None:
   print(f"rendered {len(units)} unit(s) in {seconds:.1f}s -> {args.out}")
 
 
+def _floats(text: str, flag: str) -> list[float]:
+  try:
+    values = [float(v) for v in text.split(",") if v.strip()]
+  except ValueError:
+    values = []
+  if not values:
+    raise FvjaxError(f"malformed {flag} {text!r}; give comma-separated numbers, e.g. 0.01,0.05")
+  return values
+
+
+def _sweep(args) -> None:
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  from fvjax._src import objectives, plot
+  from fvjax._src.sweep import sweep
+  from fvjax._src.zoo import registry
+
+  channels = parse_channels(args.channels)
+  grid = {"learning_rate": _floats(args.learning_rate, "--learning-rate"),
+          "decay": _floats(args.decay, "--decay"),
+          "transform_strength": _floats(args.transform_strength, "--transform-strength"),
+          "seed": [int(v) for v in _floats(args.seeds, "--seeds")],
+          "tv_weight": _floats(args.tv_weight, "--tv-weight")}
+  model = registry.load(args.model, weights=args.weights)
+  model.layer_shape(args.layer)
+  units = jnp.asarray(channels)
+  objective = lambda s: (objectives.channel(args.layer, units)
+                         - s["tv_weight"] * objectives.total_variation())
+  start = time.time()
+  result = sweep(model, objective, key=jax.random.key(args.seed), grid=grid, steps=args.steps,
+                 size=args.size, settings_per_chunk=args.settings_per_chunk, out=args.out,
+                 progress=not args.no_progress)
+  seconds = time.time() - start
+  names = [n for n, v in grid.items() if len(v) > 1] or ["learning_rate"]
+  rows = [", ".join(f"{n}={s[n]:g}" for n in names) for s in result.settings]
+  labels = [f"{row}\n{args.layer}:{c} {v:.3g}" for row, finals in zip(rows, result.final)
+            for c, v in zip(channels, finals)]
+  plot.image_grid(result.images.reshape(-1, *result.images.shape[-3:]),
+                  os.path.join(args.out, "grid.png"), labels=labels, ncols=len(channels),
+                  tile_inches=1.9, title=f"{model.name} sweep: settings x units")
+  np.savez_compressed(os.path.join(args.out, "images.npz"), images=result.images,
+                      final=result.final, trace=result.trace)
+  with open(os.path.join(args.out, "results.json"), "w") as f:
+    json.dump({"config": {k: v for k, v in vars(args).items() if k != "command"},
+               "grid": grid, "channels": channels, "seconds": seconds,
+               "computed_chunks": result.computed, "loaded_chunks": result.loaded,
+               "settings": [dict(s, final_objective=[float(v) for v in finals])
+                            for s, finals in zip(result.settings, result.final)]}, f, indent=2)
+  print(f"swept {len(result.settings)} settings x {len(channels)} units in {seconds:.1f}s "
+        f"({len(result.loaded)} chunks loaded from disk) -> {args.out}")
+
+
 def main(argv=None) -> int:
   args = _parser().parse_args(argv)
   try:
-    {"render": _render, "layers": _layers}[args.command](args)
+    {"render": _render, "layers": _layers, "sweep": _sweep}[args.command](args)
   except FvjaxError as err:
     print(f"fvjax {args.command}: error: {err}", file=sys.stderr)
     return 2
