@@ -27,11 +27,19 @@ SHARDED_SCRIPT = textwrap.dedent("""
     plain = fvjax.render(model, objective, **kwargs)
     sharded = fvjax.render(model, objective, mesh=mesh, **kwargs)
     sweep = fvjax.sweep(model, objective, grid={"learning_rate": [0.05]}, mesh=mesh, **kwargs)
+    photos = jax.random.uniform(jax.random.key(0), (13, 48, 48, 3))
+    plain_ex = fvjax.dataset_examples(model, "leaky_re_lu_4", photos, 3, batch_size=4,
+                                      progress=False)
+    sharded_ex = fvjax.dataset_examples(model, "leaky_re_lu_4", photos, 3, batch_size=4,
+                                        progress=False, mesh=mesh)
     print(json.dumps({
         "images": float(np.abs(plain.images - sharded.images).max()),
         "final": float(np.abs(plain.final - sharded.final).max()),
         "shape": list(sharded.images.shape),
         "sweep": float(np.abs(sweep.images[0] - plain.images).max()),
+        "examples_same_indices": bool((plain_ex.top.indices == sharded_ex.top.indices).all()
+                                      and (plain_ex.bottom.indices == sharded_ex.bottom.indices).all()),
+        "examples_scores": float(np.abs(plain_ex.top.scores - sharded_ex.top.scores).max()),
     }))
 """)
 
@@ -45,6 +53,7 @@ def test_sharded_render_equals_unsharded_on_8_simulated_devices():
   diffs = json.loads(done.stdout.strip().splitlines()[-1])
   assert diffs["shape"] == [5, 32, 32, 3]
   assert diffs["images"] < 1e-5 and diffs["final"] < 1e-4 and diffs["sweep"] < 1e-4, diffs
+  assert diffs["examples_same_indices"] and diffs["examples_scores"] < 1e-5, diffs
 
 
 def test_sweep_over_two_learning_rates_equals_two_renders(tiny_darknet):
