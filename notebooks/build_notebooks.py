@@ -90,13 +90,12 @@ objective = O.channel_interpolate("leaky_re_lu_8", 3, "leaky_re_lu_8", 7) + 1e-1
 result = fvjax.render(model, objective, key=key, steps=STEPS, batch=n, param=P.image(SIZE, batch=n, shared=True))
 fvjax.plot.interpolation_strip(result.images[0], "interpolation.png", start="unit 3", end="unit 7")
 show(result.images[0])"""),
-    ("md", "## Regularizers: L1, total variation, blur\nPenalties are >= 0: subtract them."),
-    ("code", """base = O.channel("leaky_re_lu_8", 13)
-variants = {"none": base, "- 0.5 L1": base - 0.5 * O.l1(), "- 2 TV": base - 2.0 * O.total_variation(),
-            "- 20 blur": base - 20.0 * O.blur_penalty()}
-pixel = P.pixel(SIZE)
-images = [fvjax.render(model, o, key=key, steps=STEPS, param=pixel, progress=False).images[0] for o in variants.values()]
-show(images, list(variants))"""),
+    ("md", "## Regularizers: L1, total variation, blur\nPenalties are >= 0: subtract them. The four variants share one structure (only the weights differ), so they render as one batch."),
+    ("code", """weights = {"none": (0.0, 0.0, 0.0), "- 0.5 L1": (0.5, 0.0, 0.0), "- 2 TV": (0.0, 2.0, 0.0), "- 20 blur": (0.0, 0.0, 20.0)}
+variants = [O.channel("leaky_re_lu_8", 13) - a * O.l1() - b * O.total_variation() - c * O.blur_penalty()
+            for a, b, c in weights.values()]
+result = fvjax.render(model, variants, key=key, steps=STEPS, param=P.pixel(SIZE))
+show(result.images, list(weights))"""),
     ("md", "## Parameterizations: pixels, Fourier without/with decorrelated colour, MACO, CPPN"),
     ("code", """cppn_opt = optax.adam(0.005)
 params = {"pixel": (P.pixel(SIZE), None), "fourier (RGB)": (P.fourier(SIZE, decorrelate=False), None),
