@@ -28,8 +28,8 @@ from fvjax import objectives as O
 
 SCALES = {
     "default": dict(size=96, steps=192, units=(3, 13, 42, 77), lrs={
-        "pixel_l2": (1e2, 1e3, 1e4), "pixel_linf": (0.01, 0.03, 0.1),
-        "decorrelated": (0.3, 1.0, 3.0)}),
+        "pixel_l2": (1e1, 1e2, 1e3), "pixel_linf": (0.03, 0.1, 0.3),
+        "decorrelated": (1.0, 3.0, 10.0)}),
     "paper": dict(size=128, steps=512, units=tuple(range(0, 256, 16)), lrs={
         "pixel_l2": (1e1, 1e2, 1e3, 1e4, 1e5), "pixel_linf": (0.003, 0.01, 0.03, 0.1, 0.3),
         "decorrelated": (0.1, 0.3, 1.0, 3.0, 10.0)}),
