@@ -34,7 +34,20 @@ def _tiny_darknet(weights: str | None) -> Model:
                          labels=labels, name="tiny-darknet")
 
 
-_MODELS: dict[str, Callable[[str | None], Model]] = {"tiny-darknet": _tiny_darknet}
+def _inception_v1(weights: str | None) -> Model:
+  from fvjax._src.zoo.inception_v1 import inception_v1
+  return inception_v1(weights)
+
+
+def _resnet50(weights: str | None) -> Model:
+  from fvjax._src.zoo.resnet import resnet50
+  return resnet50(weights)
+
+
+# tiny-darknet's weights are vendored; inception-v1 and resnet50 read the published weights
+# from `weights=` or the cache that `fvjax.zoo.download_weights` fills.
+_MODELS: dict[str, Callable[[str | None], Model]] = {
+    "tiny-darknet": _tiny_darknet, "inception-v1": _inception_v1, "resnet50": _resnet50}
 
 
 def names() -> tuple[str, ...]:
@@ -43,10 +56,14 @@ def names() -> tuple[str, ...]:
 
 
 def load(name: str, *, weights: str | None = None) -> Model:
-  """A pretrained model by name; ``weights`` overrides the vendored weights file.
+  """A pretrained model by name; ``weights`` overrides the weights file.
 
-  Raises `FvjaxError` for an unknown name (listing the valid names) and for a weights
-  file that is unreadable or does not match the architecture (naming the tensor).
+  ``"tiny-darknet"`` ships its weights. ``"inception-v1"`` (torch-lucent's key names) and
+  ``"resnet50"`` (torchvision's) read ``weights`` (``.safetensors``, ``.npz``, or ``.pth``
+  through torch's weights-only loader) or, without it, the file `download_weights` put in
+  the weights cache. Raises `FvjaxError` for an unknown name (listing the valid names), for
+  missing published weights (saying how to get them) and for a weights file that is
+  unreadable or does not match the architecture (naming the tensor).
   """
   if name not in _MODELS:
     raise FvjaxError(f"unknown model {name!r}; valid models: {', '.join(_MODELS)}")
