@@ -17,11 +17,14 @@ The filter is ``f_u = gain * |w_u| * normalize(w_u / |w_u| + mix * d_u)`` where 
 unit's effective weight (the kernel times the following BatchNorm's scale, so "up" means
 up after normalization), and ``d_u`` is the unit vector orthogonal to ``w_u`` in the
 direction of the target filter (the kernel that responds most to the target image). The
-small ``w_u`` component lets the unit's own visualization reach the branch (a purely
-orthogonal filter, ``mix=inf``, has zero gradient until something else crosses the
-threshold); the orthogonal part, ``mix / sqrt(1 + mix^2)`` of the filter (0.95 at
-``mix=3``), decides what the visualization turns into. This follows the authors' reference
-notebook (``lbd=3``, ``weight_factor=100``).
+``w_u`` component lets the unit's own visualization reach the branch: a purely orthogonal
+filter (``mix=inf``) gets no gradient until something else pushes it over the threshold,
+which a visualization of the unit does not do. Once on, the branch is ``gain`` times
+stronger than the unit and its orthogonal part (``mix / sqrt(1 + mix^2)`` of the filter)
+pulls the image towards the target. The authors' reference notebook uses ``mix=3``
+(``lbd``) and ``gain=100`` (``weight_factor``) at 224 px and 512 steps; at Tiny Darknet's
+64 px / 128-step default renders ``mix=3`` never switches on and ``mix=0.5`` (the default
+here) does for every unit tested (experiments/geirhos/silent_units).
 
 The manipulated model keeps the architecture's layer names: `add_silent_units` wraps a
 Flax-based `fvjax.Model` and adds the branch with a Flax method interceptor at ``add_to``
@@ -35,6 +38,7 @@ biases and per-unit values ``[C]``. Everything is float32.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Callable, Sequence
 
@@ -50,7 +54,8 @@ from fvjax._src.model import Model
 __all__ = [
     "SilentUnits", "conv_module_input", "conv_kernel", "batchnorm_scale", "effective_weights",
     "target_filter", "orthogonal_directions", "silent_filters", "filter_max_response",
-    "add_silent_units", "make_silent_units",
+    "add_silent_units", "make_silent_units", "branch_preactivation", "filter_probe",
+    "compare_on",
 ]
 
 
@@ -59,13 +64,8 @@ def _path(module) -> str:
   return "/".join(module.path)
 
 
-def _run_with(model: Model, params, images, interceptor):
-  with nn.intercept_methods(interceptor):
-    return model.apply(params, images)
-
-
-def _capture(model: Model, layer: str, params, images):
-  """``(input of the module at layer, the bound module)`` seen during ``model.apply``."""
+def _capture_apply(apply, layer: str, params, images):
+  """``(input of the module at layer, the bound module or None)`` seen during ``apply``."""
   seen = {}
 
   def interceptor(next_fun, args, kwargs, context):
@@ -73,32 +73,76 @@ def _capture(model: Model, layer: str, params, images):
       seen["x"], seen["module"] = args[0], context.module
     return next_fun(*args, **kwargs)
 
-  _run_with(model, params, images, interceptor)
-  if "x" not in seen:
+  with nn.intercept_methods(interceptor):
+    apply(params, images)
+  return seen.get("x"), seen.get("module")
+
+
+def _capture(model: Model, layer: str, params, images):
+  """`_capture_apply` with a clear error when ``layer`` is not a Flax submodule call."""
+  x, module = _capture_apply(model.apply, layer, params, images)
+  if x is None:
     raise FvjaxError(f"layer {layer!r} of model {model.name!r} is not a Flax submodule call; "
                      "silent units need a model built with Model.from_flax and a convolution "
                      f"layer name such as 'conv2d_12' (layers: {', '.join(model.layers)})")
-  return seen["x"], seen["module"]
+  return x, module
+
+
+_CONV_MODULES: dict = {}
 
 
 def _check_conv(model: Model, layer: str):
   """The unbound convolution module at ``layer`` (its padding, strides, dilation)."""
   model.layer_shape(layer)
-  size = max(model.min_size, 16)
-  shape = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
-  found = {}
+  key = (model.apply, layer)
+  if key not in _CONV_MODULES:
+    size = max(model.min_size, 16)
+    shape = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
+    found = {}
 
-  def probe(params, images):
-    x, module = _capture(model, layer, params, images)
-    found["module"] = module
-    return x
+    def probe(params, images):
+      x, module = _capture(model, layer, params, images)
+      found["module"] = module
+      return x
 
-  jax.eval_shape(probe, model.params, shape)
-  module = found["module"]
-  if not isinstance(module, nn.Conv):
-    raise FvjaxError(f"layer {layer!r} of model {model.name!r} is a {type(module).__name__}, "
-                     "not a convolution (flax.linen.Conv); choose a conv2d_* layer")
-  return module.clone(parent=None)
+    jax.eval_shape(probe, model.params, shape)
+    module = found["module"]
+    if not isinstance(module, nn.Conv):
+      raise FvjaxError(f"layer {layer!r} of model {model.name!r} is a "
+                       f"{type(module).__name__}, not a convolution (flax.linen.Conv); "
+                       "choose a conv2d_* layer")
+    _CONV_MODULES[key] = module.clone(parent=None)
+  return _CONV_MODULES[key]
+
+
+# Compiled once per (model function, layer, conv settings) and input shape.
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _conv_input_jit(apply, layer, params, images):
+  return _capture_apply(apply, layer, params, images)[0]
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _branch_max_jit(module, filters, bias, x):
+  """``max over positions of conv(x, filters) + bias``: ``[N, C]``."""
+  return jnp.max(_branch_conv(module, filters, x) + bias, axis=(1, 2))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _branch_max_images_jit(apply, layer, module, params, filters, bias, images):
+  x = _capture_apply(apply, layer, params, images)[0]
+  return jnp.max(_branch_conv(module, filters, x) + bias, axis=(1, 2))
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _patch_sum_jit(module, x):
+  """Sum over images and positions of the ``[kh, kw, cin]`` input patches of ``x``."""
+  one = module.clone(features=1, use_bias=False)
+  kh, kw = module.kernel_size
+
+  def summed(kernel):
+    return jnp.sum(one.apply({"params": {"kernel": kernel}}, x))
+
+  return jax.grad(summed)(jnp.zeros((kh, kw, x.shape[-1], 1), x.dtype))[..., 0]
 
 
 def conv_kernel(model: Model, layer: str) -> jax.Array:
@@ -132,8 +176,9 @@ def effective_weights(kernel: jax.Array, scale: jax.Array | None = None) -> jax.
 def conv_module_input(model: Model, layer: str, images, *, batch_size: int = 50,
                       progress: bool = False) -> np.ndarray:
   """The input of convolution ``layer`` for ``images`` ``[N, H, W, 3]``: ``[N, h, w, cin]``."""
-  fn = jax.jit(lambda p, x: _capture(model, layer, p, x)[0])
-  return _batched(lambda x: fn(model.params, x), images, batch_size, progress, "conv input")
+  _check_conv(model, layer)
+  return _batched(lambda x: _conv_input_jit(model.apply, layer, model.params, x), images,
+                  batch_size, progress, "conv input")
 
 
 def _batched(fn, images, batch_size: int, progress: bool, desc: str) -> np.ndarray:
@@ -153,23 +198,35 @@ def _batched(fn, images, batch_size: int, progress: bool, desc: str) -> np.ndarr
 
 
 # -- the filters --------------------------------------------------------------------------
-def target_filter(model: Model, layer: str, target_images) -> jax.Array:
-  """The unit-norm kernel ``[kh, kw, cin]`` whose summed response to ``target_images``
-  ``[T, H, W, 3]`` is largest: the normalized sum of the layer's input patches (computed as
-  the gradient of the summed response, so it uses the layer's real padding)."""
+def target_filter(model: Model, layer: str, target_images, reference_images=None, *,
+                  reference_inputs=None, batch_size: int = 50) -> jax.Array:
+  """The unit-norm kernel ``[kh, kw, cin]`` that responds most to ``target_images``.
+
+  Without ``reference_images`` it maximises the mean response to ``target_images``
+  ``[T, H, W, 3]``: the normalized mean of the layer's input patches. With
+  ``reference_images`` ``[R, H', W', 3]`` (e.g. natural photos) it maximises the mean
+  response to the targets minus the mean response to the references, i.e. the mean target
+  patch minus the mean reference patch, so it encodes what is specific to the target rather
+  than the activity every image causes. Patches are taken as the layer sees them (computed
+  as the gradient of the mean response, so the layer's real padding is used).
+  ``reference_inputs`` (`conv_module_input` of the references) skips their forward pass.
+  """
   module = _check_conv(model, layer)
-  x = jnp.asarray(conv_module_input(model, layer, target_images))
-  kh, kw = module.kernel_size
-  cin = x.shape[-1]
-  one = module.clone(features=1, use_bias=False)
 
-  def summed(kernel):
-    return jnp.sum(one.apply({"params": {"kernel": kernel}}, x))
+  def mean_patch(images=None, x=None):
+    if x is None:
+      x = conv_module_input(model, layer, images, batch_size=batch_size)
+    x = np.asarray(x, np.float32)
+    total = sum(_patch_sum_jit(module, jnp.asarray(x[i:i + batch_size]))
+                for i in range(0, len(x), batch_size))
+    return total / (len(x) * x.shape[1] * x.shape[2])
 
-  g = jax.grad(summed)(jnp.zeros((kh, kw, cin, 1), jnp.float32))[..., 0]
+  g = mean_patch(target_images)
+  if reference_images is not None or reference_inputs is not None:
+    g = g - mean_patch(reference_images, reference_inputs)
   norm = jnp.linalg.norm(g)
   if not bool(norm > 0):
-    raise FvjaxError("the target images give an all-zero input to layer "
+    raise FvjaxError("the target images give a zero target filter at layer "
                      f"{layer!r}; choose another target")
   return g / norm
 
@@ -208,7 +265,7 @@ def orthogonal_directions(weights: jax.Array, target: jax.Array) -> jax.Array:
   return jnp.asarray((d / norm).reshape(w.shape), jnp.float32)
 
 
-def silent_filters(weights: jax.Array, directions: jax.Array, *, mix: float = 3.0,
+def silent_filters(weights: jax.Array, directions: jax.Array, *, mix: float = 0.5,
                    gain: float = 100.0) -> jax.Array:
   """The added filters ``[kh, kw, cin, C]``: ``gain * |w_u| * normalize(w_u/|w_u| + mix d_u)``.
 
@@ -234,24 +291,25 @@ def _branch_conv(module: nn.Conv, kernel: jax.Array, x: jax.Array) -> jax.Array:
   return conv.apply({"params": {"kernel": kernel}}, x)
 
 
-def filter_max_response(model: Model, layer: str, filters: jax.Array, images, *,
-                        batch_size: int = 50, progress: bool = False) -> np.ndarray:
+def filter_max_response(model: Model, layer: str, filters: jax.Array, images=None, *,
+                        inputs=None, batch_size: int = 50, progress: bool = False) -> np.ndarray:
   """Maximum over images and positions of ``conv(x, filters)`` at ``layer``'s input, ``[C]``.
 
   ``x`` is the input of convolution ``layer`` for ``images`` ``[N, H, W, 3]`` (in [0, 1]);
   the convolution uses the layer's own padding/strides (e.g. 'SAME': border positions see
-  zeros); float32, the same operation the manipulated model runs.
+  zeros); float32, the same operation the manipulated model runs. Pass ``inputs`` (from
+  `conv_module_input`) instead of ``images`` to skip the forward pass.
   """
   module = _check_conv(model, layer)
   filters = jnp.asarray(filters, jnp.float32)
-
-  @jax.jit
-  def per_image(params, images):
-    x, _ = _capture(model, layer, params, images)
-    return jnp.max(_branch_conv(module, filters, x), axis=(1, 2))
-
-  per = _batched(lambda x: per_image(model.params, x), images, batch_size, progress,
-                 f"max response at {layer}")
+  zero = jnp.zeros(filters.shape[-1], jnp.float32)
+  if inputs is not None:
+    per = _batched(lambda x: _branch_max_jit(module, filters, zero, x), inputs, batch_size,
+                   progress, f"max response at {layer}")
+  else:
+    per = _batched(lambda x: _branch_max_images_jit(model.apply, layer, module, model.params,
+                                                    filters, zero, x),
+                   images, batch_size, progress, f"max response at {layer}")
   return per.max(axis=0)
 
 
@@ -309,6 +367,7 @@ def add_silent_units(model: Model, layer: str, filters: jax.Array, biases: jax.A
       raise FvjaxError(f"{add_to!r} does not come after {layer!r} in model {model.name!r}")
     return acts
 
+  apply._silent_base = base_apply
   params = {"base": model.params, "silent": {"kernel": filters, "bias": biases}}
   return Model.from_fn(apply, params, input_size=model.input_size, min_size=model.min_size,
                        labels=model.labels, name=name or f"{model.name}+silent")
@@ -355,8 +414,9 @@ class SilentUnits:
 
 def make_silent_units(model: Model, layer: str, target_images, natural_images, *,
                       units: Sequence[int] | None = None, add_to: str | None = "auto",
-                      mix: float = 3.0, gain: float = 100.0, margin: float = 0.0,
-                      batch_size: int = 50, progress: bool = True) -> SilentUnits:
+                      mix: float = 0.5, gain: float = 100.0, margin: float = 1e-4,
+                      centre: bool = True, natural_inputs=None, batch_size: int = 50,
+                      progress: bool = True) -> SilentUnits:
   """Manipulate units of convolution ``layer`` so their visualizations show a target.
 
   Args:
@@ -369,7 +429,16 @@ def make_silent_units(model: Model, layer: str, target_images, natural_images, *
       Keras-named ``conv2d_i`` followed by BatchNorm (weights then include its scale),
       else ``layer``.
     mix, gain: see `silent_filters`.
-    margin: bias = -(max + margin * |max|) (0: exactly minus the max, as in the paper).
+    centre: make the target filter respond to what distinguishes the target from the
+      natural images (mean target patch minus mean natural patch; see `target_filter`).
+    margin: bias = -(max + margin * |max|). 0 is exactly minus the maximum (the paper), but
+      then each unit's arg-max image sits exactly at the ReLU threshold, and the ~1e-7
+      relative rounding differences between differently compiled graphs (eager vs. jit,
+      another batch size) of pre-activations of size ~1e3 switch the branch on by ~1e-4
+      there; the default 1e-4 slack keeps the branch at exactly 0 on the calibration
+      images whatever the compilation.
+    natural_inputs: `conv_module_input` of ``natural_images`` if already computed (saves
+      the forward passes; ``natural_images`` is then not used).
     batch_size, progress: for the passes over ``natural_images``.
 
   Returns:
@@ -389,13 +458,18 @@ def make_silent_units(model: Model, layer: str, target_images, natural_images, *
   if units.size == 0 or units.min() < 0 or units.max() >= channels:
     raise FvjaxError(f"units must be indices in 0..{channels - 1}, got {units.tolist()}")
   weights = effective_weights(kernel, scale)
-  target = target_filter(model, layer, target_images)
+  if natural_inputs is None:
+    natural_inputs = conv_module_input(model, layer, natural_images, batch_size=batch_size,
+                                       progress=progress)
+  target = target_filter(model, layer, target_images,
+                         reference_inputs=natural_inputs if centre else None,
+                         batch_size=batch_size)
   directions = orthogonal_directions(weights, target)
   filters = silent_filters(weights, directions, mix=mix, gain=gain)
   mask = np.zeros(channels, np.float32)
   mask[units] = 1.0
   filters = filters * mask
-  natural_max = filter_max_response(model, layer, filters, natural_images,
+  natural_max = filter_max_response(model, layer, filters, inputs=natural_inputs,
                                     batch_size=batch_size, progress=progress)
   biases = np.where(mask > 0, -natural_max - margin * np.abs(natural_max), 0.0)
   biases = biases.astype(np.float32)
@@ -407,3 +481,88 @@ def make_silent_units(model: Model, layer: str, target_images, natural_images, *
                      np.asarray(directions) * mask, np.asarray(filters), biases,
                      np.asarray(natural_max, np.float32), cosine.astype(np.float32),
                      float(mix), float(gain), float(margin))
+
+
+def branch_preactivation(silent: SilentUnits, images, *, batch_size: int = 50,
+                         progress: bool = False) -> np.ndarray:
+  """``max over positions of conv(x, f_u) + b_u`` for ``images`` ``[N, H, W, 3]``: ``[N, C]``.
+
+  The branch of unit ``u`` fires on an image where this is > 0; on the natural images the
+  biases were measured on it is <= 0 for every unit.
+  """
+  base = silent.model.params["base"]
+  model = silent.model.replace(apply=_base_apply(silent.model), params=base)
+  module = _check_conv(model, silent.layer)
+  kernel = jnp.asarray(silent.filters)
+  bias = jnp.asarray(silent.biases)
+  return _batched(lambda x: _branch_max_images_jit(model.apply, silent.layer, module, base,
+                                                   kernel, bias, x),
+                  images, batch_size, progress, "branch")
+
+
+def _base_apply(model: Model):
+  if not hasattr(model.apply, "_silent_base"):
+    raise FvjaxError(f"model {model.name!r} was not made by add_silent_units")
+  return model.apply._silent_base
+
+
+def filter_probe(model: Model, layer: str, kernel, *, name: str = "probe") -> Model:
+  """``model`` plus one output ``name`` ``[B, h, w, 1]``: ``conv(x, kernel)`` on the input ``x``
+  of convolution ``layer`` (its padding), e.g. to visualize a target filter ``[kh, kw, cin]``
+  with ``fvjax.objectives.channel(name, 0)``."""
+  module = _check_conv(model, layer)
+  if name in model.layers:
+    raise FvjaxError(f"model {model.name!r} already has a layer named {name!r}")
+  kernel = jnp.asarray(kernel, jnp.float32)
+  if kernel.ndim == 3:
+    kernel = kernel[..., None]
+  base_apply = model.apply
+
+  def apply(params, images):
+    seen = {}
+
+    def interceptor(next_fun, args, kwargs, context):
+      if (context.method_name == "__call__" and _path(context.module) == layer
+          and "x" not in seen):
+        seen["x"] = args[0]
+      return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(interceptor):
+      acts = dict(base_apply(params["base"], images))
+    acts[name] = _branch_conv(module, params["kernel"], seen["x"])
+    return acts
+
+  return Model.from_fn(apply, {"base": model.params, "kernel": kernel},
+                       input_size=model.input_size, min_size=model.min_size,
+                       labels=model.labels, name=f"{model.name}+{name}")
+
+
+def compare_on(silent: SilentUnits, original: Model, images, *, layer: str | None = None,
+               batch_size: int = 50, progress: bool = False) -> dict[str, np.ndarray]:
+  """One pass over ``images`` ``[N, H, W, 3]`` through both models (shared work is computed
+  once): ``{"logits_original", "logits_manipulated"}`` ``[N, classes]``, ``{"layer_original",
+  "layer_manipulated"}`` ``[N, C]`` (spatial max of ``layer``, default ``add_to``) and
+  ``"branch"`` ``[N, C]`` (`branch_preactivation`)."""
+  layer = layer or silent.add_to
+  module = _check_conv(original, silent.layer)
+  kernel = jnp.asarray(silent.filters)
+  bias = jnp.asarray(silent.biases)
+  params = silent.model.params
+
+  @jax.jit
+  def run(base, x):
+    a = original.apply(base, x)
+    b = silent.model.apply({"base": base, "silent": params["silent"]}, x)
+    inp, _ = _capture(original, silent.layer, base, x)
+    branch = jnp.max(_branch_conv(module, kernel, inp) + bias, axis=(1, 2))
+    spatial = tuple(range(1, a[layer].ndim - 1))
+    return jnp.concatenate([a["logits"], b["logits"], jnp.max(a[layer], axis=spatial),
+                            jnp.max(b[layer], axis=spatial), branch], axis=1)
+
+  out = _batched(lambda x: run(params["base"], x), images, batch_size, progress, "compare")
+  n_cls = original.layer_shape("logits")[-1]
+  c = kernel.shape[-1]
+  splits = np.cumsum([n_cls, n_cls, c, c])
+  la, lb, ma, mb, br = np.split(out, splits, axis=1)
+  return {"logits_original": la, "logits_manipulated": lb, "layer_original": ma,
+          "layer_manipulated": mb, "branch": br}
