@@ -1,0 +1,1 @@
+"""Attribution and perturbation methods (see `fvjax.attribution`)."""

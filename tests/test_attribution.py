@@ -1,0 +1,240 @@
+"""fvjax.attribution: the rules and properties of the issue, on tiny hand-made models."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fvjax
+from fvjax import attribution as A
+
+# -- tiny models ----------------------------------------------------------------------------
+SIDE = 4
+HIDDEN = 12
+CLASSES = 5
+
+
+def _two_layer_params(seed=0):
+  k1, k2 = jax.random.split(jax.random.key(seed))
+  return {"w1": jax.random.normal(k1, (SIDE * SIDE * 3, HIDDEN)),
+          "w2": jax.random.normal(k2, (HIDDEN, CLASSES))}
+
+
+def _two_layer(activation):
+  def fn(params, images):
+    z = images.reshape(images.shape[0], -1) @ params["w1"]
+    return {"hidden": z, "logits": activation(z) @ params["w2"]}
+  return fvjax.Model.from_fn(fn, _two_layer_params(), input_size=(SIDE, SIDE), name="two-layer")
+
+
+def _hand_rule(params, images, cls, rule, slope=0.0):
+  """Springenberg's rules written out for x -> f(x W1) W2."""
+  x = np.asarray(images).reshape(len(images), -1)
+  w1, w2 = np.asarray(params["w1"]), np.asarray(params["w2"])
+  z = x @ w1
+  r = np.broadcast_to(w2[:, cls], z.shape)  # signal arriving at the rectifier's output
+  forward_gate = np.where(z > 0, 1.0, slope)
+  signal_gate = (r > 0).astype(np.float64)
+  passed = {"gradient": forward_gate * r, "deconvnet": signal_gate * r,
+            "guided": forward_gate * signal_gate * r}[rule]
+  return (passed @ w1.T).reshape(np.shape(images))
+
+
+class Mlp(nn.Module):
+  """A user's linen model with ReLU modules-as-functions (never edited by the library)."""
+
+  @nn.compact
+  def __call__(self, x):
+    x = x.reshape(x.shape[0], -1)
+    x = nn.relu(nn.Dense(HIDDEN, use_bias=False, name="dense1")(x))
+    return nn.Dense(CLASSES, use_bias=False, name="dense2")(x)
+
+
+def _images(n=3, seed=1):
+  return jax.random.uniform(jax.random.key(seed), (n, SIDE, SIDE, 3))
+
+
+# -- guided backprop and deconvnet ---------------------------------------------------------
+@pytest.mark.parametrize("rule", ["gradient", "guided", "deconvnet"])
+@pytest.mark.parametrize("activation,slope", [
+    (jax.nn.relu, 0.0), (lambda z: jnp.maximum(z, 0.0), 0.0),
+    (lambda z: jax.nn.leaky_relu(z, 0.1), 0.1)], ids=["relu", "maximum", "leaky"])
+def test_backward_rules_equal_hand_written_rules(rule, activation, slope):
+  model = _two_layer(activation)
+  images = _images()
+  got = A.backprop(model, images, 2, rule=rule)
+  want = _hand_rule(model.params, images, 2, rule, slope)
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+  # the rules really differ from each other on this network
+  if rule != "gradient":
+    assert np.abs(got - _hand_rule(model.params, images, 2, "gradient", slope)).max() > 1e-2
+
+
+def test_backward_rules_on_a_users_linen_model():
+  module = Mlp()
+  variables = module.init(jax.random.key(0), jnp.zeros((1, SIDE, SIDE, 3)))
+  model = fvjax.Model.from_flax(module, variables, input_size=(SIDE, SIDE))
+  params = {"w1": variables["params"]["dense1"]["kernel"],
+            "w2": variables["params"]["dense2"]["kernel"]}
+  images = _images()
+  for rule in ("guided", "deconvnet"):
+    np.testing.assert_allclose(A.backprop(model, images, [0, 1, 4], rule=rule),
+                               np.stack([_hand_rule(params, images[i:i + 1], c, rule)[0]
+                                         for i, c in enumerate([0, 1, 4])]),
+                               rtol=1e-4, atol=1e-4)
+  # forward values unchanged
+  guided = A.with_backward_rule(model, "guided")
+  np.testing.assert_allclose(guided(images)["logits"], model(images)["logits"], rtol=1e-6)
+
+
+def test_guided_backprop_on_tiny_darknet(tiny_darknet):
+  assert A.count_rectifiers(tiny_darknet) == ["leaky_relu"] * 15
+  images = jax.random.uniform(jax.random.key(0), (1, 32, 32, 3))
+  g = A.guided_backprop(tiny_darknet, images, 7, reduce="none")
+  s = A.gradient(tiny_darknet, images, 7)
+  assert g.shape == s.shape == (1, 32, 32, 3) and np.all(np.isfinite(g))
+  assert A.rank_correlation(g, s)[0] < 0.95  # a different map from the gradient's
+
+
+# -- saliency --------------------------------------------------------------------------------
+def _linear_model(side=6):
+  w = jax.random.normal(jax.random.key(3), (side, side, 3, CLASSES))
+
+  def fn(params, images):
+    return {"logits": jnp.einsum("bhwc,hwck->bk", images, params)}
+  return fvjax.Model.from_fn(fn, w, input_size=(side, side), name="linear"), np.asarray(w)
+
+
+def test_saliency_of_a_linear_model_is_abs_weight_channel_max():
+  model, w = _linear_model()
+  images = jax.random.uniform(jax.random.key(0), (2, 6, 6, 3))
+  np.testing.assert_allclose(A.saliency(model, images, [1, 3]),
+                             np.stack([np.abs(w[..., 1]).max(-1), np.abs(w[..., 3]).max(-1)]),
+                             rtol=1e-6)
+  np.testing.assert_allclose(A.gradient_x_input(model, images, 1),
+                             (np.asarray(images) * w[..., 1]).sum(-1), rtol=1e-5, atol=1e-6)
+
+
+# -- occlusion -------------------------------------------------------------------------------
+def _patch_model(side=32, patch=(8, 16, 8, 16)):
+  """Class 0's logit reads only the pixels of one patch; class 1's logit is 0."""
+  t, b, l, r = patch
+
+  def fn(params, images):
+    score = params * (images[:, t:b, l:r].mean(axis=(1, 2, 3)) - 0.5)
+    return {"logits": jnp.stack([score, jnp.zeros_like(score)], axis=-1)}
+  return fvjax.Model.from_fn(fn, jnp.float32(20.0), input_size=(side, side), name="patch")
+
+
+def test_occlusion_lights_only_the_patch_the_model_reads():
+  model = _patch_model()
+  images = jnp.ones((1, 32, 32, 3))
+  heat = A.occlusion(model, images, 0, window=8, stride=8, score="logit")
+  inside = np.zeros((32, 32), bool)
+  inside[8:16, 8:16] = True
+  assert np.all(heat[0][inside] > 1.0)
+  np.testing.assert_array_equal(heat[0][~inside], 0.0)
+  grid = A.occlusion_grid(model, images, 0, window=8, stride=8)
+  assert grid.drops.shape == (1, 4, 4)
+  assert np.unravel_index(np.argmax(grid.drops[0]), (4, 4)) == (1, 1)
+
+
+# -- meaningful perturbation ---------------------------------------------------------------
+def test_meaningful_perturbation_deletes_the_region_the_model_depends_on():
+  model = _patch_model(patch=(8, 16, 16, 24))
+  image = np.zeros((1, 32, 32, 3), np.float32)
+  image[:, 8:16, 16:24] = 1.0  # a bright patch on black: blurring it kills class 0
+  region = np.zeros((32, 32), bool)
+  region[8:16, 16:24] = True
+  # the paper's weights (TV >> L1) end up spreading the deletion over the whole tiny image, so
+  # look at the first steps: the region the model reads is deleted first
+  result = A.meaningful_perturbation(jax.random.key(0), model, image, 0, mask_size=16,
+                                     mask_smooth=1.0, blur_sigma=4.0, jitter=1, steps=12)
+  deleted = result.saliency[0]
+  assert deleted[region].mean() > 0.5
+  assert deleted[region].mean() > 3 * deleted[~region].mean()
+  top = np.argsort(deleted.ravel())[-32:]  # the most-deleted pixels are the region's
+  assert region.ravel()[top].mean() > 0.9
+  assert result.perturbed[0] < 0.8 * result.base[0]
+  assert result.trace.shape == (1, 12) and result.trace[0, -1] < result.trace[0, 0]
+
+
+def test_deletion_game_finds_the_patch_box():
+  model = _patch_model(patch=(8, 16, 16, 24))
+  image = np.zeros((1, 32, 32, 3), np.float32)
+  image[:, 8:16, 16:24] = 1.0
+  good = np.zeros((1, 32, 32), np.float32)
+  good[:, 8:16, 16:24] = 1.0
+  result = A.deletion_game(model, image, 0, good, blur_sigma=4.0)
+  assert A.minimal_deletion_area(result)[0] == pytest.approx(64 / 1024)
+  flat = A.deletion_game(model, image, 0, np.ones((1, 32, 32)), blur_sigma=4.0)
+  assert A.minimal_deletion_area(flat)[0] == 1.0
+
+
+# -- class model -----------------------------------------------------------------------------
+def test_class_model_raises_its_class_score(tiny_darknet):
+  result = A.class_model(tiny_darknet, [3, 500], size=32, steps=6)
+  assert np.all(result.scores > result.initial + 1.0)
+  assert result.images.shape == (2, 32, 32, 3)
+  assert result.images.min() >= 0 and result.images.max() <= 1
+  assert np.all(np.diff(result.trace, axis=1).mean(axis=1) > 0)
+
+
+# -- sanity check ----------------------------------------------------------------------------
+def test_cascading_randomization_goes_top_down():
+  module = Mlp()
+  variables = module.init(jax.random.key(0), jnp.zeros((1, SIDE, SIDE, 3)))
+  model = fvjax.Model.from_flax(module, variables, input_size=(SIDE, SIDE))
+  stages = A.cascading_randomization(jax.random.key(1), model)
+  assert [name for name, _ in stages] == ["dense2", "dense1"]
+  top = stages[0][1].params["params"]
+  np.testing.assert_array_equal(top["dense1"]["kernel"], variables["params"]["dense1"]["kernel"])
+  assert not np.allclose(top["dense2"]["kernel"], variables["params"]["dense2"]["kernel"])
+  a = np.arange(20.0).reshape(1, 4, 5)
+  assert A.rank_correlation(a, a)[0] == pytest.approx(1.0)
+  assert A.rank_correlation(a, -a, absolute=False)[0] == pytest.approx(-1.0)
+
+
+# -- views -----------------------------------------------------------------------------------
+def test_views_write_pngs(tmp_path, tiny_darknet):
+  images = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
+  maps = {"a": np.random.default_rng(1).uniform(size=(2, 32, 32)), "b": images}
+  over = A.overlay(images, maps["a"])
+  assert over.shape == (2, 32, 32, 3) and 0 <= over.min() and over.max() <= 1
+  for path in (A.attribution_panel(images, maps, str(tmp_path / "panel.png"), labels=["x", "y"]),
+               A.filter_grid(tiny_darknet, str(tmp_path / "filters.png")),
+               A.activation_grid(tiny_darknet, images[0], "leaky_re_lu_1",
+                                 str(tmp_path / "acts.png")),
+               A.sanity_curves({"a": np.ones((2, 3))}, ["original", "l2", "l1"],
+                               str(tmp_path / "sanity.png")),
+               A.deletion_bars({"a": np.array([0.1, 0.2])}, str(tmp_path / "bars.png"))):
+    assert (tmp_path / path.split("/")[-1]).stat().st_size > 1000
+  assert A.first_layer_filters(tiny_darknet).shape == (16, 3, 3, 3)
+
+
+# -- bad input ------------------------------------------------------------------------------
+def test_bad_inputs_get_clear_errors():
+  model = _two_layer(jax.nn.relu)
+  images = _images(2)
+  with pytest.raises(fvjax.FvjaxError, match=r"class index 5 is out of range.*0\.\.4"):
+    A.saliency(model, images, 5)
+  with pytest.raises(fvjax.FvjaxError, match=r"class index -1 is out of range"):
+    A.guided_backprop(model, images, [0, -1])
+  with pytest.raises(fvjax.FvjaxError, match="3 class indices for 2 images"):
+    A.saliency(model, images, [0, 1, 2])
+  with pytest.raises(fvjax.FvjaxError, match=r"occlusion window 5 is larger than the 4x4"):
+    A.occlusion(model, images, 0, window=5)
+  with pytest.raises(fvjax.FvjaxError, match=r"\[N, H, W, 3\]"):
+    A.saliency(model, images[0], 0)
+  with pytest.raises(fvjax.FvjaxError, match="unknown backward rule 'guidd'"):
+    A.backprop(model, images, 0, rule="guidd")
+  with pytest.raises(fvjax.FvjaxError, match="unknown game 'insertion'.*deletion, preservation"):
+    A.meaningful_perturbation(jax.random.key(0), model, images, 0, game="insertion")
+  with pytest.raises(fvjax.FvjaxError, match="class index 7"):
+    A.class_model(model, 7)
+  linear, _ = _linear_model()
+  with pytest.raises(fvjax.FvjaxError, match="no rectifier"):
+    A.with_backward_rule(linear, "guided")
+  with pytest.raises(fvjax.FvjaxError, match="one map"):
+    A.deletion_game(model, images, 0, np.ones((2, 3, 3)))
