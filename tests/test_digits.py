@@ -1,0 +1,62 @@
+"""Offline digits (scikit-learn's 8x8 scans upsampled) and the paper's MNIST models: the data
+split, the models training to the expected accuracy range (weight decay 1 visibly worse),
+their fvjax.Model wrapping and their Lipschitz bound against a measured ratio."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fvjax
+from fvjax._src import digits as dg
+from fvjax._src import lipschitz as lip
+
+pytest.importorskip("sklearn")
+
+
+@pytest.fixture(scope="module")
+def data():
+  return dg.load(16, seed=0)
+
+
+def test_load_and_halves(data):
+  assert data.x_train.shape == (1300, 16, 16, 1) and data.x_test.shape == (497, 16, 16, 1)
+  assert data.x_train.dtype == np.float32
+  assert 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0 and data.x_train.max() > 0.9
+  assert set(np.unique(data.y_train)) == set(range(10))
+  (x1, y1), (x2, y2) = dg.halves(data.x_train, data.y_train, seed=0)
+  assert len(x1) == len(x2) == 650
+  rows = lambda x: {a.tobytes() for a in x}  # noqa: E731
+  assert not rows(x1) & rows(x2)  # disjoint
+  with pytest.raises(fvjax.FvjaxError, match="dataset"):
+    dg.load(dataset="cifar")
+  with pytest.raises(fvjax.FvjaxError, match="unknown model"):
+    dg.spec("FC7")
+
+
+def test_models_train_to_expected_accuracy(data):
+  key = jax.random.key(0)
+  err = {}
+  for name in ("FC10(1e-4)", "FC10(1)", "FC100-100-10"):
+    t = dg.train(name, data.x_train, data.y_train, key, epochs=25)
+    err[name] = (dg.errors(t, data.x_train, data.y_train), dg.errors(t, data.x_test, data.y_test))
+    assert t.losses[-1] < t.losses[0]
+  assert err["FC10(1e-4)"][1] < 0.08  # softmax regression: ~4% on held-out digits
+  assert err["FC100-100-10"][0] < 0.01 and err["FC100-100-10"][1] < 0.06
+  assert 0.06 < err["FC10(1)"][1] < 0.35  # strong weight decay costs accuracy, as in Table 1
+  assert err["FC10(1)"][1] > err["FC10(1e-4)"][1] + 0.03
+
+  ae = dg.train("AE400-10", data.x_train, data.y_train, key, epochs=15, ae_epochs=10)
+  assert dg.errors(ae, data.x_test, data.y_test) < 0.12
+
+  # as an fvjax.Model (RGB in, averaged to gray) and its Lipschitz bound
+  model = t.model(16, "fc100")
+  rgb = np.repeat(data.x_test[:8], 3, -1)
+  np.testing.assert_allclose(np.asarray(model(jnp.asarray(rgb))["logits"]),
+                             np.asarray(t.logits_fn(t.variables, data.x_test[:8])), atol=1e-5)
+  layers = dg.lipschitz_layers(t, (16, 16), key=key, iters=50)
+  assert [l.name for l in layers] == ["dense_0", "relu_0", "dense_1", "relu_1", "dense_2"]
+  x, r = data.x_test[:64], 0.05 * np.random.default_rng(0).normal(size=(64, 16, 16, 1))
+  f = lambda x: np.asarray(t.logits_fn(t.variables, jnp.asarray(x, jnp.float32)))  # noqa: E731
+  ratio = np.linalg.norm(f(x + r) - f(x), axis=1) / np.linalg.norm(r.reshape(64, -1), axis=1)
+  assert ratio.max() <= lip.network_bound(layers)
