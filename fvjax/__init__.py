@@ -1,6 +1,6 @@
 """fvjax: optimization-based interpretability of vision models in JAX."""
 
-from fvjax import data, objectives, param, plot, presets, transforms, zoo
+from fvjax import data, experiment, objectives, param, plot, presets, transforms, zoo
 from fvjax._src.dataset_examples import DatasetExamples, Examples, dataset_examples
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
@@ -12,5 +12,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Model", "render", "RenderResult", "RenderDiverged", "trace_count", "FvjaxError",
     "sweep", "SweepResult", "grid_settings", "dataset_examples", "DatasetExamples", "Examples",
-    "objectives", "param", "presets", "transforms", "zoo", "data", "plot",
+    "objectives", "param", "presets", "transforms", "zoo", "data", "plot", "experiment",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import platform
@@ -15,10 +14,10 @@ import numpy as np
 
 import fvjax
 from fvjax import attribution as A
+from fvjax import experiment
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-SHARED = pathlib.Path(os.environ.get("FVJAX_SHARED", REPO.parent / "shared"))
-PHOTOS = SHARED / "data" / "imagenet-sample"
+PHOTOS = experiment.shared_photos_dir()
 LABELS_TSV = REPO / "fvjax" / "weights" / "tiny_darknet_labels.tsv"
 
 
@@ -34,7 +33,7 @@ def correct_photos(model: fvjax.Model, n: int, *, seed: int, folder=PHOTOS, size
   """The first ``n`` photos (in a seeded random order of the folder) that ``model`` classifies
   correctly (top-1). Returns the photos, their class indices and how many were tried."""
   if not pathlib.Path(folder).is_dir():
-    raise SystemExit(f"the shared photos are missing: {folder} (set FVJAX_SHARED)")
+    raise SystemExit(f"the shared photos are missing: {folder} (set FVJAX_PHOTOS)")
   files = sorted(f for f in os.listdir(folder) if f.lower().endswith(".jpg"))
   files = [files[i] for i in np.random.default_rng(seed).permutation(len(files))]
   predict = jax.jit(lambda params, x: model.apply(params, x)["logits"].argmax(-1))
@@ -76,29 +75,9 @@ def timed(fn: Callable, *args, **kwargs) -> tuple[Any, float]:
   return out, time.time() - start
 
 
-def jsonable(x):
-  if isinstance(x, dict):
-    return {str(k): jsonable(v) for k, v in x.items()}
-  if isinstance(x, (list, tuple)):
-    return [jsonable(v) for v in x]
-  if isinstance(x, np.ndarray):
-    return jsonable(x.tolist())
-  if isinstance(x, np.floating):
-    return round(float(x), 6)
-  if isinstance(x, float):
-    return round(x, 6)
-  if isinstance(x, np.integer):
-    return int(x)
-  if isinstance(x, np.bool_):
-    return bool(x)
-  return x
-
-
 def write_json(path, value) -> None:
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, "w") as f:
-    json.dump(jsonable(value), f, indent=2)
-    f.write("\n")
+  """`fvjax.experiment.write_json` with floats rounded to 6 digits."""
+  experiment.write_json(path, value, digits=6)
 
 
 def environment() -> dict:

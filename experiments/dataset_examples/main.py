@@ -11,7 +11,7 @@ render's own objective at 96 px, to compare the visualization with its best natu
 
 Reproduce (CPU; 2.5-4 minutes on a busy 2-core machine, over half of it rendering):
 
-    /work/venv/bin/python experiments/dataset_examples/main.py \
+    python experiments/dataset_examples/main.py \
         --out experiments/dataset_examples/results
 
 Writes to ``--out``: ``config.json``, ``results.json`` (per channel: scores, file names,
@@ -36,11 +36,11 @@ from fvjax import objectives as obj
 from fvjax._src.data import IMAGE_EXTENSIONS, image_folder
 from fvjax._src.dataset_examples import dataset_examples
 from fvjax._src.plot_examples import dataset_examples_panel
+from fvjax.experiment import shared_photos_dir
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DEFAULT_OUT = "experiments/dataset_examples/results"
-DEFAULT_PHOTOS = pathlib.Path(os.environ.get("FVJAX_SHARED", REPO.parent / "shared")) / \
-    "data" / "imagenet-sample"
+DEFAULT_PHOTOS = shared_photos_dir()
 
 
 def photo_batches(folder: str, files: list[str], size: int, batch: int):

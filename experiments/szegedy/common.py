@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -11,27 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-
-def jsonable(x: Any) -> Any:
-  """``x`` with NumPy/JAX scalars and arrays turned into plain Python (NaN -> None)."""
-  if isinstance(x, dict):
-    return {str(k): jsonable(v) for k, v in x.items()}
-  if isinstance(x, (list, tuple)):
-    return [jsonable(v) for v in x]
-  if hasattr(x, "tolist") and not isinstance(x, (str, bytes)):
-    return jsonable(x.tolist())
-  if isinstance(x, float):
-    return None if math.isnan(x) else (str(x) if math.isinf(x) else x)
-  if isinstance(x, (np.bool_,)):
-    return bool(x)
-  return x
-
-
-def write_json(path: str, value: Any) -> None:
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  with open(path, "w") as f:
-    json.dump(jsonable(value), f, indent=1)
-    f.write("\n")
+from fvjax.experiment import jsonable, write_json  # noqa: F401 (used by the scripts)
 
 
 def fmt(x: Any, spec: str = ".3g") -> str:

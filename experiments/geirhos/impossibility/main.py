@@ -9,7 +9,7 @@ exactly from their extremes).
 
 Reproduce (CPU, ~10 s):
 
-    /work/venv/bin/python experiments/geirhos/impossibility/main.py \
+    python experiments/geirhos/impossibility/main.py \
         --out experiments/geirhos/impossibility/results --seed 0
 
 Writes ``config.json``, ``results.json``, ``fig_twins.png`` and
@@ -31,24 +31,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fvjax._src.reliability import impossibility as im  # noqa: E402
+from fvjax.experiment import jsonable, write_json  # noqa: E402
 
 DEFAULT_OUT = "experiments/geirhos/impossibility/results"
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, (np.floating,)):
-        return float(x)
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.bool_,)):
-        return bool(x)
-    return x
 
 
 def _vis_dict(v: im.Extremes) -> dict:
@@ -361,13 +346,11 @@ def main(argv=None):
         results["affine_2d_twins"]["range"]
     results = {"summary": summary, **results, "runtime_s": time.time() - t0}
 
-    with open(os.path.join(args.out, "config.json"), "w") as fh:
-        json.dump(_jsonable(cfg), fh, indent=2)
-    with open(os.path.join(args.out, "results.json"), "w") as fh:
-        json.dump(_jsonable(results), fh, indent=2)
+    write_json(os.path.join(args.out, "config.json"), cfg)
+    write_json(os.path.join(args.out, "results.json"), results)
     plot_twins(plots, os.path.join(args.out, "fig_twins.png"))
     plot_decoders(results, os.path.join(args.out, "fig_decoders.png"))
-    print(json.dumps(_jsonable(summary), indent=2))
+    print(json.dumps(jsonable(summary), indent=2))
     print(f"wrote {args.out} in {time.time() - t0:.1f} s")
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -34,36 +33,16 @@ import numpy as np  # noqa: E402
 
 import fvjax  # noqa: E402
 from fvjax._src.reliability import paths  # noqa: E402
+from fvjax.experiment import jsonable, log, shared_photos_dir, write_json  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
-PHOTOS = os.environ.get("FVJAX_PHOTOS", os.path.join(os.path.dirname(REPO), "shared", "data",
-                                                       "imagenet-sample"))
+PHOTOS = str(shared_photos_dir())
 SCALES = {
     "default": dict(classes=24, views=6, size=96, steps=160),
     "paper": dict(classes=200, views=8, size=224, steps=512),
     "smoke": dict(classes=3, views=3, size=32, steps=4),  # plumbing only
 }
-
-
-def log(msg):
-  print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def jsonable(x):
-  if isinstance(x, dict):
-    return {str(k): jsonable(v) for k, v in x.items()}
-  if isinstance(x, (list, tuple)):
-    return [jsonable(v) for v in x]
-  if isinstance(x, np.ndarray):
-    return jsonable(x.tolist())
-  if isinstance(x, (np.floating, float)):
-    return None if not math.isfinite(float(x)) else float(x)
-  if isinstance(x, np.integer):
-    return int(x)
-  if isinstance(x, np.bool_):
-    return bool(x)
-  return x
 
 
 def summarize(layers, values):
@@ -187,10 +166,8 @@ def main(argv=None):
                     "final_logit": vis.final},
       "runtime_s": time.time() - t0,
   }
-  with open(os.path.join(args.out, "config.json"), "w") as f:
-    json.dump(jsonable(cfg), f, indent=2)
-  with open(os.path.join(args.out, "results.json"), "w") as f:
-    json.dump(jsonable(results), f, indent=2)
+  write_json(os.path.join(args.out, "config.json"), cfg)
+  write_json(os.path.join(args.out, "results.json"), results)
   plot_curve(layers, res, res224, os.path.join(args.out, "fig_path_similarity.png"), sc)
   plot_classes(vis.images, views_small, names, os.path.join(args.out, "fig_classes.png"))
   print(json.dumps(jsonable({k_: v_ for k_, v_ in results["summary"].items()

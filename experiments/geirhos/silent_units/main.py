@@ -37,11 +37,11 @@ import numpy as np  # noqa: E402
 import fvjax  # noqa: E402
 from fvjax._src.reliability import paths  # noqa: E402
 from fvjax._src.reliability import silent  # noqa: E402
+from fvjax.experiment import jsonable, log, shared_photos_dir, write_json  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
-PHOTOS = os.environ.get("FVJAX_PHOTOS", os.path.join(os.path.dirname(REPO), "shared", "data",
-                                                       "imagenet-sample"))
+PHOTOS = str(shared_photos_dir())
 
 ABLATION_MIXES = (1.0, 3.0, math.inf)  # 3: the authors' notebook; inf: purely orthogonal
 SCALES = {
@@ -50,26 +50,6 @@ SCALES = {
     "paper": dict(render_every=1, size=224, steps=512, ablation_units=64, show=16),
     "smoke": dict(render_every=64, size=32, steps=8, ablation_units=4, show=8),  # plumbing only
 }
-
-
-def log(msg):
-  print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def jsonable(x):
-  if isinstance(x, dict):
-    return {str(k): jsonable(v) for k, v in x.items()}
-  if isinstance(x, (list, tuple)):
-    return [jsonable(v) for v in x]
-  if isinstance(x, np.ndarray):
-    return jsonable(x.tolist())
-  if isinstance(x, (np.floating, float)):
-    return None if not math.isfinite(float(x)) else float(x)
-  if isinstance(x, (np.integer,)):
-    return int(x)
-  if isinstance(x, np.bool_):
-    return bool(x)
-  return x
 
 
 def prediction_check(su, original, images, batch_size=50):
@@ -267,10 +247,8 @@ def main(argv=None):
                    "bias": su.biases[rendered]},
       "runtime_s": time.time() - t0,
   }
-  with open(os.path.join(args.out, "config.json"), "w") as f:
-    json.dump(jsonable(cfg), f, indent=2)
-  with open(os.path.join(args.out, "results.json"), "w") as f:
-    json.dump(jsonable(results), f, indent=2)
+  write_json(os.path.join(args.out, "config.json"), cfg)
+  write_json(os.path.join(args.out, "results.json"), results)
 
   show = np.arange(min(sc["show"], len(rendered)))
   plot_units(target[0], target_vis.images[0], before.images[show], after.images[show],

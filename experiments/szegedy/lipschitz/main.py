@@ -37,14 +37,13 @@ import common  # noqa: E402
 
 import fvjax  # noqa: E402
 from fvjax import plot  # noqa: E402
+from fvjax.experiment import shared_photos_dir  # noqa: E402
 from fvjax._src import adversarial as adv  # noqa: E402
 from fvjax._src import digits as dg  # noqa: E402
 from fvjax._src import lipschitz as lip  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
-PHOTOS = os.environ.get("FVJAX_SHARED_PHOTOS",
-                        os.path.join(os.path.dirname(REPO), "shared", "data", "imagenet-sample"))
+PHOTOS = str(shared_photos_dir())
 SCALES = {
     "default": dict(power_iters=100, images=4, noise=(1e-3, 1e-2, 1e-1), attack_steps=4,
                     attack_maxiter=25, digits_models=("FC10(1e-4)", "FC100-100-10",

@@ -44,11 +44,10 @@ import common  # noqa: E402
 
 import fvjax  # noqa: E402
 from fvjax import objectives  # noqa: E402
+from fvjax.experiment import shared_photos_dir  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
-PHOTOS = os.environ.get("FVJAX_SHARED_PHOTOS",
-                        os.path.join(os.path.dirname(REPO), "shared", "data", "imagenet-sample"))
+PHOTOS = str(shared_photos_dir())
 FEATURES = "leaky_re_lu_15"
 SCALES = {
     "default": dict(layers=("leaky_re_lu_8", "leaky_re_lu_12", "leaky_re_lu_14"), units=None,
