@@ -1,6 +1,7 @@
 """fvjax: optimization-based interpretability of vision models in JAX."""
 
-from fvjax import data, experiment, objectives, param, plot, presets, transforms, zoo
+from fvjax import (adversarial, attribution, data, experiment, lipschitz, objectives, param, plot,
+                   presets, reliability, transforms, zoo)
 from fvjax._src.dataset_examples import DatasetExamples, Examples, dataset_examples
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
@@ -13,4 +14,5 @@ __all__ = [
     "Model", "render", "RenderResult", "RenderDiverged", "trace_count", "FvjaxError",
     "sweep", "SweepResult", "grid_settings", "dataset_examples", "DatasetExamples", "Examples",
     "objectives", "param", "presets", "transforms", "zoo", "data", "plot", "experiment",
+    "attribution", "reliability", "adversarial", "lipschitz",
 ]
