@@ -61,32 +61,32 @@ def test_silent_unit_flagged_normal_unit_not(toy):
   normal, silent_unit = reports
   assert normal.unit == 0 and silent_unit.unit == 1
   assert not normal.flagged, normal.reasons
-  assert normal.activation_ratio == pytest.approx(1.0)
+  assert normal.drive == pytest.approx(1.0)  # the top natural image: exactly one range up
   assert normal.fire_fraction > 0.5
   assert normal.path_similarity_mean > 0.5
   assert silent_unit.flagged
   assert silent_unit.fire_fraction == 0.0
   assert silent_unit.natural_max == 0.0 and silent_unit.visualization_activation > 0
-  assert silent_unit.activation_ratio == math.inf
+  assert silent_unit.drive == math.inf
   assert any("fires on only" in r for r in silent_unit.reasons)
-  assert any("largest natural activation" in r for r in silent_unit.reasons)
+  assert any("natural ranges above" in r for r in silent_unit.reasons)
   rate = trust.flag_rate(reports)
   assert rate["flagged"] == 0.5 and rate["silent"] == 0.5 and rate["units"] == 2
   d = silent_unit.to_dict()
-  assert d["activation_ratio"] is None and d["flagged"] is True  # JSON-safe
+  assert d["drive"] is None and d["flagged"] is True  # JSON-safe
 
 
-def test_ratio_and_path_criteria(toy):
+def test_drive_and_path_criteria(toy):
   model, naturals = toy
   natural = trust.natural_statistics(model, "units", naturals, path_layers=["features", "units"])
   best = naturals[int(np.argmax(natural.unit_mean[:, 0]))]
-  strict = trust.TrustCriteria(max_ratio=0.5, min_fire_fraction=0.0, min_path_similarity=2.0)
+  strict = trust.TrustCriteria(max_drive=0.5, min_fire_fraction=0.0, min_path_similarity=2.0)
   rep = trust.trust_report(model, "units", 0, key=jax.random.key(2), natural=natural,
                            visualizations=best, criteria=strict, top_k=5)
-  assert rep.activation_ratio == pytest.approx(1.0) and rep.flagged
-  assert any("largest natural activation" in r for r in rep.reasons)
+  assert rep.drive == pytest.approx(1.0) and rep.flagged
+  assert any("natural ranges above" in r for r in rep.reasons)
   assert any("path is unlike" in r for r in rep.reasons)  # nothing reaches 2.0
-  lenient = trust.TrustCriteria(max_ratio=1e9, min_fire_fraction=0.0, min_path_similarity=-1e9)
+  lenient = trust.TrustCriteria(max_drive=1e9, min_fire_fraction=0.0)  # path: report only
   flat = np.full((24, 24, 3), 0.5, np.float32)
   rep = trust.trust_report(model, "units", 0, key=jax.random.key(2), natural=natural,
                            visualizations=flat, criteria=lenient, top_k=5)
@@ -107,3 +107,42 @@ def test_rendered_reports_and_errors(toy):
                         visualizations=naturals[:1])
   with pytest.raises(fvjax.FvjaxError, match="needs natural_images"):
     trust.trust_reports(model, "units", [0], key=jax.random.key(0))
+
+
+def head_apply(params, images, *, fooled):
+  """A conv feature map, global average pooling and a linear head (so on natural images
+  the logits are exactly a linear read-out of the pooled features); ``fooled`` adds a
+  gate that only a very bright image opens, as a fooling circuit's detector would."""
+  features = jax.nn.relu(conv(images - 0.5, params["w1"]))
+  logits = jnp.mean(features, axis=(1, 2)) @ params["w3"]
+  if fooled:
+    gate = jax.nn.relu(jnp.mean(images, axis=(1, 2, 3)) - 0.8)
+    logits = logits + 100.0 * gate[:, None]
+  return {"features": features, "logits": logits}
+
+
+def test_unexplained_activation_flags_a_gated_head_not_the_honest_one(toy):
+  _, naturals = toy
+  k1, k3 = jax.random.split(jax.random.key(5))
+  params = {"w1": jax.random.normal(k1, (3, 3, 3, 16)) * 0.5,
+            "w3": jax.random.normal(k3, (16, 3))}
+  bright = np.full((1, 24, 24, 3), 0.97, np.float32)  # stands in for a visualization
+  verdicts = {}
+  for fooled in (False, True):
+    model = fvjax.Model.from_fn(lambda p, x, f=fooled: head_apply(p, x, fooled=f), params,
+                                input_size=(24, 24), name=f"head-fooled={fooled}")
+    assert float(jnp.max(jnp.abs(model(jnp.asarray(naturals))["logits"]
+                                 - head_apply(params, jnp.asarray(naturals),
+                                              fooled=False)["logits"]))) == 0.0
+    natural = trust.natural_statistics(model, "logits", naturals,
+                                       path_layers=["features", "logits"])
+    rep = trust.trust_report(model, "logits", 0, key=jax.random.key(0), natural=natural,
+                             visualizations=bright, top_k=5, n_reference=20,
+                             criteria=trust.TrustCriteria(fire_threshold=None))
+    assert rep.readout_layer == "features" and rep.readout_exact, rep.readout_error
+    verdicts[fooled] = rep
+  honest, gated = verdicts[False], verdicts[True]
+  assert abs(honest.unexplained) < 1e-3
+  assert not any("linear read-out" in r for r in honest.reasons)
+  assert gated.unexplained > 1.0 and gated.flagged
+  assert any("linear read-out" in r for r in gated.reasons)
