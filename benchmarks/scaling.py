@@ -32,7 +32,7 @@ def measure(model, k: int, size: int, chunk: int, repeats: int) -> dict:
   _, stacked, _ = objectives_lib.stack(objective)
   param = fvjax.param.image(size)
   setting = render_lib._Setting(model.apply, param, render_lib.DEFAULT_TRANSFORMS,
-                                render_lib.DEFAULT_OPTIMIZER, chunk)
+                                render_lib.DEFAULT_OPTIMIZER, chunk, render_lib._unroll())
   keys = jax.random.split(jax.random.key(0), k)
   state = render_lib._init_jit(setting, keys, {})
   traces_before = fvjax.trace_count()

@@ -70,6 +70,7 @@ class _Setting:
   transforms: Any
   optimizer: optax.GradientTransformation
   chunk: int
+  unroll: bool = False  # unroll the chunk's steps (no XLA while loop; see `_chunk_length`)
 
 
 # Per-unit hyperparameters render understands besides the optimizer's own (see `render`).
@@ -119,7 +120,13 @@ def _run_chunk(setting: _Setting, model_params, state, objective, hyper):
       grads, score = grad_fn(setting, model_params, image_params, objective, hyper, sub)
       updates, opt_state = setting.optimizer.update(grads, opt_state, image_params)
       return (optax.apply_updates(image_params, updates), opt_state, key), score
-    return jax.lax.scan(step, state, None, length=setting.chunk)
+    if not setting.unroll:
+      return jax.lax.scan(step, state, None, length=setting.chunk)
+    scores = []  # a Python loop: even a one-step lax.scan is an XLA while loop
+    for _ in range(setting.chunk):
+      state, score = step(state, None)
+      scores.append(score)
+    return state, jnp.stack(scores)
 
   return jax.vmap(one)(state, objective, hyper)
 
@@ -140,10 +147,23 @@ _to_images_jit = jax.jit(lambda setting, p, hyper: jax.vmap(
     lambda p, h: _to_image(setting, p, h))(p, hyper), static_argnums=0)
 
 
-def _chunk_length(steps: int, snapshots: Sequence[int]) -> int:
-  """The largest divisor of gcd(steps, snapshots) giving at least ~16 progress updates."""
+# XLA's CPU backend runs a while-loop body about 1.7x slower than the same ops unrolled
+# (measured on InceptionV1 and Tiny Darknet, jax 0.10): on CPU a chunk's steps are unrolled and
+# a chunk is at most this many steps, which bounds the compile time.
+MAX_UNROLLED_CHUNK = 8
+
+
+def _unroll() -> bool:
+  return jax.default_backend() == "cpu"
+
+
+def _chunk_length(steps: int, snapshots: Sequence[int], *, unroll: bool = False) -> int:
+  """The largest divisor of gcd(steps, snapshots) giving at least ~16 progress updates (and
+  at most `MAX_UNROLLED_CHUNK` steps when unrolled)."""
   g = math.gcd(steps, *snapshots) if snapshots else steps
   target = max(1, math.ceil(steps / 16))
+  if unroll:
+    target = min(target, MAX_UNROLLED_CHUNK)
   return max(d for d in range(1, g + 1) if g % d == 0 and d <= target)
 
 
@@ -209,7 +229,9 @@ def optimize_units(model: Model, stacked, keys: jax.Array, *, steps: int, batch:
   model_params = model.params
   if mesh is not None:
     keys, stacked, hyper, model_params = _shard(mesh, keys, stacked, hyper, model_params)
-  setting = _Setting(model.apply, param, transforms, optimizer, _chunk_length(steps, snapshots))
+  unroll = _unroll()
+  setting = _Setting(model.apply, param, transforms, optimizer,
+                     _chunk_length(steps, snapshots, unroll=unroll), unroll)
   state = _init_jit(setting, keys, hyper)
   kept: dict[int, np.ndarray] = {}
   traces: list[np.ndarray] = []

@@ -262,8 +262,8 @@ def main(argv=None):
                         title=f"{vis_layer}, original Tiny Darknet", tile_inches=1.0)
   fvjax.plot.image_grid(after.images, os.path.join(args.out, "fig_grid_after.png"),
                         labels=[f"{u}{'' if o else ' (off)'}" for u, o in zip(rendered, on_a)],
-                        ncols=ncols, title=f"{vis_layer}, silent units added (predictions "
-                        "unchanged)", tile_inches=1.0)
+                        ncols=ncols, title=f"{vis_layer}, silent units added (predictions on "
+                        "the 1000 calibration photos unchanged)", tile_inches=1.0)
   plot_similarity(sim_b, sim_a, resp_b, resp_a, on_a, ablations,
                   os.path.join(args.out, "fig_similarity.png"))
   print(json.dumps(jsonable(results["summary"]), indent=2))
@@ -289,8 +289,9 @@ def plot_units(target, target_vis, before, after, units, on, path):
     axes[r, 1].text(-0.08, 0.5, label, transform=axes[r, 1].transAxes, rotation=90,
                     ha="right", va="center", fontsize=8)
   fig.suptitle("Silent units in Tiny Darknet leaky_re_lu_12: feature visualizations before "
-               "(row 1) and after (row 2) the manipulation; natural-image predictions are "
-               "unchanged", fontsize=9)
+               "(row 1) and after (row 2) the manipulation;\npredictions on the 1000 photos the "
+               "biases were set on are unchanged (see results.json for held-out photos)",
+               fontsize=9)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
