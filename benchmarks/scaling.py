@@ -62,6 +62,28 @@ def measure(model, k: int, size: int, chunk: int, repeats: int) -> dict:
   }
 
 
+def plot(out: dict, path: str) -> None:
+  """Time per unit-step and achieved FLOP/s against K (both axes from zero where linear)."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  rows = out["rows"]
+  ks = [r["K"] for r in rows]
+  fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
+  ax[0].semilogx(ks, [r["ms_per_unit_step"] for r in rows], "o-")
+  ax[0].set_ylim(bottom=0)
+  ax[0].set_xlabel("K units rendered together")
+  ax[0].set_ylabel("ms per unit-step")
+  ax[1].semilogx(ks, [r["achieved_gflops"] for r in rows], "o-")
+  ax[1].set_ylim(bottom=0)
+  ax[1].set_xlabel("K")
+  ax[1].set_ylabel("achieved GFLOP/s (XLA cost analysis)")
+  fig.suptitle(f"Tiny Darknet {out['size']}px, {out['device']}, {out['cpu_count']} CPU cores, "
+               f"jax {out['jax']}", fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--ks", default="1,2,4,8,16,32,64")
@@ -83,20 +105,7 @@ def main():
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out, "w") as f:
     json.dump(out, f, indent=2)
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
-  ks = [r["K"] for r in rows]
-  ax[0].loglog(ks, [r["ms_per_unit_step"] for r in rows], "o-")
-  ax[0].set_xlabel("K units rendered together")
-  ax[0].set_ylabel("ms per unit-step")
-  ax[1].semilogx(ks, [r["achieved_gflops"] for r in rows], "o-")
-  ax[1].set_xlabel("K")
-  ax[1].set_ylabel("achieved GFLOP/s (XLA cost analysis)")
-  fig.suptitle(f"Tiny Darknet {args.size}px, {out['device']}", fontsize=9)
-  fig.tight_layout()
-  fig.savefig(os.path.splitext(args.out)[0] + ".png", dpi=100)
+  plot(out, os.path.splitext(args.out)[0] + ".png")
   print("wrote", args.out)
 
 

@@ -177,6 +177,33 @@ def calibrate_threads(net, size: int) -> int:
   return min(best, key=best.get)
 
 
+def plot(out: dict, path: str) -> None:
+  """Bars of unit-steps/s per K for fvjax, Lucent one at a time and Lucent batched."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  rows = out["rows"]
+  names = [("fvjax", "fvjax (K units in one render)"),
+           ("lucent_single", "Lucent, one unit at a time"),
+           ("lucent_batched", "Lucent, batched render_vis")]
+  fig, ax = plt.subplots(figsize=(6.5, 3.6))
+  width = 0.8 / len(names)
+  for j, (name, label) in enumerate(names):
+    vals = [r["unit_steps_per_s"].get(name, float("nan")) for r in rows]
+    ax.bar(np.arange(len(rows)) + (j - 1) * width, vals, width, label=label)
+  ax.set_xticks(np.arange(len(rows)))
+  ax.set_xticklabels([f"K = {r['K']}" for r in rows])
+  ax.set_ylabel("unit-steps per second (median)")
+  env = out["env"]
+  ax.set_title(f"InceptionV1 mixed4a, {out['args']['size']} px, {out['args']['steps']} steps; "
+               f"{env['cpu_count']} CPU cores, jax {env['jax']}, torch {env['torch']}",
+               fontsize=8)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--ks", default="1,8,64")
@@ -256,6 +283,7 @@ def main():
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out, "w") as f:
     json.dump(out, f, indent=2)
+  plot(out, os.path.splitext(args.out)[0] + ".png")
   print("\n| K | " + " | ".join(f"{n} unit-steps/s" for n in variants) + " | Lucent one-at-a-time "
         "| Lucent batched | " + " | ".join(f"{n} / Lucent one-at-a-time | {n} / Lucent best"
                                           for n in variants)
