@@ -250,6 +250,8 @@ def main(argv=None) -> int:
   except FvjaxError as err:
     print(f"fvjax {args.command}: error: {err}", file=sys.stderr)
     return 2
+  except BrokenPipeError:  # e.g. `fvjax layers ... | head`: the reader stopped, not an error
+    sys.stdout = open(os.devnull, "w")
   return 0
 
 
