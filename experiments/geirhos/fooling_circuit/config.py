@@ -1,4 +1,4 @@
-"""Settings of the fooling-circuit experiment: ``default`` (2 CPU cores, ~15-20 min) and
+"""Settings of the fooling-circuit experiment: ``default`` (2 CPU cores, ~6 min) and
 ``paper`` (the paper's sizes; for a GPU/TPU)."""
 
 from fvjax._src.reliability.fooling import paper_snapshot_steps
