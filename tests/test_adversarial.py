@@ -46,7 +46,6 @@ def _problem(n=6, seed=0):
 
 @pytest.mark.parametrize("backend", ["jaxopt", "scipy"])
 def test_linear_classifier_analytic_minimal_distance(backend):
-  pytest.importorskip(backend)  # jaxopt / scipy: the extras in pyproject
   params, x, target, dist = _problem()
   res = adv.minimal_distortion(linear, params, x, target, steps=22, maxiter=300, tol=1e-7,
                                backend=backend)
@@ -61,7 +60,6 @@ def test_linear_classifier_analytic_minimal_distance(backend):
 
 def test_box_binds_and_noise_magnify():
   """A target only reachable through the box's faces: the solution sits on them."""
-  pytest.importorskip("jaxopt")
   w = np.zeros((2, 2), np.float32)
   w[0, 1] = 1.0  # class 1 iff x0 > 0.9
   params = {"w": jnp.asarray(w), "b": jnp.asarray([0.9, 0.0], jnp.float32)}
