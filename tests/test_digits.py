@@ -11,7 +11,7 @@ import fvjax
 from fvjax._src import digits as dg
 from fvjax._src import lipschitz as lip
 
-pytest.importorskip("sklearn")
+pytest.importorskip("sklearn", reason="the digits data ship with scikit-learn (the test extra)")
 
 
 @pytest.fixture(scope="module")
