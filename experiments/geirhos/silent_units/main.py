@@ -7,7 +7,7 @@ leaky_re_lu_12. Each unit gets ``+ ReLU(conv(x, f_u) + b_u)`` after its BatchNor
 ``f_u`` mostly orthogonal to the unit's weights and tuned to a target photo, and ``b_u`` minus
 the filter's maximum over the 1000 natural photos (see fvjax/_src/reliability/silent.py).
 
-Reproduce (CPU, 2 cores, about 10 minutes when the machine is otherwise idle):
+Reproduce (CPU, 2 cores, about 3 minutes when the machine is otherwise idle):
 
     python experiments/geirhos/silent_units/main.py \
         --out experiments/geirhos/silent_units/results --seed 0
