@@ -12,7 +12,7 @@ Gaussian ``r`` of several sizes, the top singular vector of the first layer, and
 ``r`` (box-constrained L-BFGS, `fvjax.adversarial.minimal_distortion`; for Tiny Darknet the
 paper's "ostrich" target).
 
-Reproduce (2 shared CPU cores, default scale, ~10-15 min):
+Reproduce (2 CPU cores, default scale, about 5 minutes on an idle machine):
 
     python experiments/szegedy/lipschitz/main.py \
         --out experiments/szegedy/lipschitz/results --seed 0
