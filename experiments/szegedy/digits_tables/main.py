@@ -111,9 +111,11 @@ def main(argv=None):
                  download=args.download)
   n_attack = cfg["n_attack"] or len(data.x_train)
   n_cross = cfg["n_cross"] or len(data.x_test)
+  specs = dict(dg.PAPER_MODELS)  # the CNN's widths come from the scale
+  specs["CNN"] = dg.Spec("cnn", tuple(cfg["cnn_features"]), specs["CNN"].weight_decay)
   config = dict(args=vars(args), scale=cfg, train_size=len(data.x_train),
                 test_size=len(data.x_test), n_attack=n_attack, n_cross=n_cross,
-                models={k: vars(v) for k, v in dg.PAPER_MODELS.items()},
+                models={k: vars(v) for k, v in specs.items()},
                 cross_models={k: [vars(s), half] for k, (s, half) in dg.CROSS_MODELS.items()},
                 attack="minimal_distortion: SciPy L-BFGS-B on the joint (separable) batch; "
                        "penalty c*|r|^2 + CE(target);"
@@ -124,8 +126,6 @@ def main(argv=None):
   timer.lap("data")
 
   # -- Table 1 -------------------------------------------------------------------------------
-  specs = dict(dg.PAPER_MODELS)
-  specs["CNN"] = dg.Spec("cnn", tuple(cfg["cnn_features"]), specs["CNN"].weight_decay)
   models, table1 = {}, {}
   keys = jax.random.split(k_models, len(specs))
   for (name, s), k in zip(specs.items(), keys):
