@@ -267,6 +267,10 @@ STYLE = {"original_units": ("tab:blue", "o", "original, leaky_re_lu_12 units"),
          "fooled_logits": ("tab:purple", "s", "fooling circuit (part 1), class logits")}
 
 
+SHORT = {"original_units": "original", "silent_units": "silent units",
+         "original_logits": "original", "fooled_logits": "fooled"}
+
+
 def plot_trust(reports, criteria, path):
   fig, axes = plt.subplots(1, 3, figsize=(18, 4.8))
   for ax, (field, limit, xlabel) in zip(axes[:2], [
@@ -329,7 +333,7 @@ def plot_examples(reports, images, photos, path, per_group=4):
       r = reports[name][i]
       a_vis.imshow(np.clip(images[name][i], 0, 1))
       verdict = "FLAGGED" if r.flagged else "ok"
-      a_vis.set_title(f"{STYLE[name][2].split(',')[0]} {r.layer}:{r.unit}\n{verdict}: drive "
+      a_vis.set_title(f"{SHORT[name]} {r.layer}:{r.unit}\n{verdict}: drive "
                       f"{r.drive:.3g}, unexpl. {r.unexplained:.2g}",
                       fontsize=7, color="tab:red" if r.flagged else "k")
       a_nat.imshow(np.clip(photos[r.top_images[0]], 0, 1))
