@@ -134,22 +134,22 @@ def operator_norm(fn: Callable[[jax.Array], jax.Array], input_shape: Sequence[in
   return _power(fn, shape, key, int(iters))
 
 
-def _power(fn, shape, key, iters):
+def _power_iterate(fn, shape, key, iters):
+  """Traceable power iteration on ``A^T A``: ``(||A v||, v)`` after ``iters`` steps."""
   transpose = jax.linear_transpose(fn, jax.ShapeDtypeStruct(shape, jnp.float32))
+  v = jax.random.normal(key, shape, jnp.float32)
+  v = v / jnp.linalg.norm(v)
 
-  @jax.jit
-  def run(key):
-    v = jax.random.normal(key, shape, jnp.float32)
-    v = v / jnp.linalg.norm(v)
+  def body(_, v):
+    w = transpose(fn(v))[0]
+    return w / jnp.maximum(jnp.linalg.norm(w), 1e-30)
 
-    def body(_, v):
-      w = transpose(fn(v))[0]
-      return w / jnp.maximum(jnp.linalg.norm(w), 1e-30)
+  v = jax.lax.fori_loop(0, iters, body, v)
+  return jnp.linalg.norm(fn(v)), v
 
-    v = jax.lax.fori_loop(0, iters, body, v)
-    return jnp.linalg.norm(fn(v)), v
 
-  sigma, v = run(key)
+def _power(fn, shape, key, iters):
+  sigma, v = jax.jit(lambda key: _power_iterate(fn, shape, key, iters))(key)
   return float(sigma), v
 
 
@@ -176,17 +176,9 @@ def conv_operator(kernel, *, stride: int = 1, padding: str = "SAME") -> Callable
 
 @functools.partial(jax.jit, static_argnames=("shape", "stride", "padding", "iters"))
 def _conv_power(kernel, key, *, shape, stride, padding, iters):
+  """`_power_iterate` on a convolution with a traced kernel: one compile per shape."""
   fn = conv_operator(kernel, stride=stride, padding=padding)
-  transpose = jax.linear_transpose(fn, jax.ShapeDtypeStruct(shape, jnp.float32))
-  v = jax.random.normal(key, shape, jnp.float32)
-  v = v / jnp.linalg.norm(v)
-
-  def body(_, v):
-    w = transpose(fn(v))[0]
-    return w / jnp.maximum(jnp.linalg.norm(w), 1e-30)
-
-  v = jax.lax.fori_loop(0, iters, body, v)
-  return jnp.linalg.norm(fn(v))
+  return _power_iterate(fn, shape, key, iters)[0]
 
 
 def conv_operator_norm(kernel, input_hw, *, stride: int = 1, padding: str = "SAME",
