@@ -15,9 +15,15 @@ import numpy as np  # noqa: E402
 
 def image_grid(images: np.ndarray, path: str, *, labels: Sequence[str] | None = None,
                ncols: int | None = None, title: str | None = None, tile_inches: float = 1.6,
-               ) -> str:
-  """Save ``images`` ``[N, H, W, 3]`` in [0, 1] as a grid PNG, one labelled tile each."""
-  images = np.clip(np.asarray(images), 0.0, 1.0)
+               cmap: str | None = None, label_fontsize: float = 7) -> str:
+  """Save ``images`` as a grid PNG, one labelled tile each.
+
+  ``images``: ``[N, H, W, 3]`` in [0, 1] (clipped), or with ``cmap`` single-channel maps
+  ``[N, H, W]`` of any range, each tile on its own colour scale.
+  """
+  images = np.asarray(images)
+  if cmap is None:
+    images = np.clip(images, 0.0, 1.0)
   n = len(images)
   ncols = ncols or min(n, max(1, math.ceil(math.sqrt(n))))
   nrows = math.ceil(n / ncols)
@@ -26,9 +32,9 @@ def image_grid(images: np.ndarray, path: str, *, labels: Sequence[str] | None = 
   for i, ax in enumerate(axes.flat):
     ax.axis("off")
     if i < n:
-      ax.imshow(images[i], interpolation="nearest")
+      ax.imshow(images[i], cmap=cmap, interpolation="nearest")
       if labels is not None:
-        ax.set_title(labels[i], fontsize=7)
+        ax.set_title(labels[i], fontsize=label_fontsize)
   if title:
     fig.suptitle(title, fontsize=9)
   return _save(fig, path)

@@ -3,8 +3,6 @@ methods panel, sanity-check curves and deletion-area bars (PNG via matplotlib, A
 
 from __future__ import annotations
 
-import math
-import os
 from typing import Any, Mapping, Sequence
 
 import matplotlib
@@ -16,14 +14,7 @@ import numpy as np  # noqa: E402
 from fvjax._src.attribution import _common  # noqa: E402
 from fvjax._src.errors import FvjaxError  # noqa: E402
 from fvjax._src.model import Model  # noqa: E402
-
-
-def _save(fig, path: str) -> str:
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+from fvjax._src.plot import _save, image_grid  # noqa: E402
 
 
 def _find_kernel(params: Any, layer: str | None):
@@ -58,19 +49,10 @@ def filter_grid(model: Model, path: str, *, layer: str | None = None,
                 tile_inches: float = 0.9) -> str:
   """Save the first-layer filters (see `first_layer_filters`) as a grid PNG."""
   filters = first_layer_filters(model, layer)
-  n = len(filters)
-  ncols = ncols or math.ceil(math.sqrt(n))
-  nrows = math.ceil(n / ncols)
-  fig, axes = plt.subplots(nrows, ncols, figsize=(tile_inches * ncols,
-                                                  tile_inches * nrows + 0.4), squeeze=False)
-  for i, ax in enumerate(axes.flat):
-    ax.axis("off")
-    if i < n:
-      ax.imshow(filters[i], interpolation="nearest")
-      ax.set_title(str(i), fontsize=6)
-  fig.suptitle(title or f"{model.name}: first-layer filters "
-               f"({filters.shape[1]}x{filters.shape[2]})", fontsize=9)
-  return _save(fig, path)
+  return image_grid(filters, path, labels=[str(i) for i in range(len(filters))], ncols=ncols,
+                    tile_inches=tile_inches, label_fontsize=6,
+                    title=title or f"{model.name}: first-layer filters "
+                                   f"({filters.shape[1]}x{filters.shape[2]})")
 
 
 def activation_grid(model: Model, image: Any, layer: str, path: str, *,
@@ -85,19 +67,10 @@ def activation_grid(model: Model, image: Any, layer: str, path: str, *,
   image = np.asarray(image, np.float32)
   if image.ndim != 3 or image.shape[-1] != 3:
     raise FvjaxError(f"activation_grid needs one image [H, W, 3], got shape {image.shape}")
-  acts = np.asarray(model(image[None])[layer][0])
-  n = acts.shape[-1]
-  ncols = ncols or math.ceil(math.sqrt(n))
-  nrows = math.ceil(n / ncols)
-  fig, axes = plt.subplots(nrows, ncols, figsize=(tile_inches * ncols,
-                                                  tile_inches * nrows + 0.4), squeeze=False)
-  for i, ax in enumerate(axes.flat):
-    ax.axis("off")
-    if i < n:
-      ax.imshow(acts[..., i], cmap=cmap, interpolation="nearest")
-      ax.set_title(f"{i}: {acts[..., i].max():.2g}", fontsize=5)
-  fig.suptitle(title or f"{model.name}: {layer} ({n} channels)", fontsize=9)
-  return _save(fig, path)
+  acts = np.moveaxis(np.asarray(model(image[None])[layer][0]), -1, 0)
+  return image_grid(acts, path, labels=[f"{i}: {a.max():.2g}" for i, a in enumerate(acts)],
+                    ncols=ncols, tile_inches=tile_inches, cmap=cmap, label_fontsize=5,
+                    title=title or f"{model.name}: {layer} ({len(acts)} channels)")
 
 
 def overlay(images: Any, maps: Any, *, alpha: float = 0.6, cmap: str = "jet",
