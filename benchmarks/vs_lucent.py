@@ -38,9 +38,7 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
-import types
 
 
 import jax
@@ -49,38 +47,10 @@ import numpy as np
 
 import fvjax
 from fvjax._src.transforms import Transform
+from fvjax._src.zoo import lucent_compat
 from fvjax._src.zoo.inception_v1 import inception_v1
 
 LAYER, CHANNELS = "mixed4a", 508
-
-
-def install_torchvision_shim():
-  """Stand in for torchvision where it does not import (see benchmarks/README.md)."""
-  try:
-    import torchvision  # noqa: F401
-    return "torchvision " + torchvision.__version__
-  except Exception:
-    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-      del sys.modules[name]
-  import torch
-  package = types.ModuleType("torchvision")
-  package.__path__ = []
-  models = types.ModuleType("torchvision.models")
-  models.__all__ = []
-  transforms = types.ModuleType("torchvision.transforms")
-
-  class Normalize:
-    def __init__(self, mean, std):
-      self.mean, self.std = torch.tensor(mean), torch.tensor(std)
-
-    def __call__(self, t):
-      return (t - self.mean[:, None, None]) / self.std[:, None, None]
-
-  transforms.Normalize = Normalize
-  package.models, package.transforms = models, transforms
-  sys.modules.update({"torchvision": package, "torchvision.models": models,
-                      "torchvision.transforms": transforms})
-  return "stand-in (benchmarks/vs_lucent.py)"
 
 
 def _interpolation_matrix(n_out: int, n_in: int) -> np.ndarray:
@@ -223,7 +193,7 @@ def main():
   parser.add_argument("--out", default="benchmarks/results/vs_lucent_cpu.json")
   args = parser.parse_args()
 
-  shim = install_torchvision_shim()
+  shim = lucent_compat.install_torchvision_stand_in()
   import torch
   from lucent.modelzoo.inceptionv1.InceptionV1 import InceptionV1
   torch.manual_seed(0)

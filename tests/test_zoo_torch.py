@@ -10,7 +10,6 @@ skip, saying so, where they are not installed. See benchmarks/README.md for the 
 
 import os
 import sys
-import types
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +20,7 @@ from safetensors.numpy import save_file
 import fvjax
 from fvjax._src.zoo import inception_v1 as inception_lib
 from fvjax._src.zoo import resnet as resnet_lib
-from fvjax._src.zoo import torch_weights
+from fvjax._src.zoo import lucent_compat, torch_weights
 
 try:
   import torch
@@ -35,40 +34,12 @@ needs_torch = pytest.mark.skipif(
 TOLERANCE = 1e-4
 
 
-def install_torchvision_shim():
-  """torch-lucent imports torchvision, only for ``transforms.Normalize`` and the
-  ``torchvision.models`` namespace; where the real one does not import, stand in for it."""
-  try:
-    import torchvision  # noqa: F401
-    return
-  except Exception:  # not installed, or a wheel built for another torch
-    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-      del sys.modules[name]
-  package = types.ModuleType("torchvision")
-  package.__path__ = []
-  models = types.ModuleType("torchvision.models")
-  models.__all__ = []
-  transforms = types.ModuleType("torchvision.transforms")
-
-  class Normalize:
-    def __init__(self, mean, std):
-      self.mean, self.std = torch.tensor(mean), torch.tensor(std)
-
-    def __call__(self, t):
-      return (t - self.mean[:, None, None]) / self.std[:, None, None]
-
-  transforms.Normalize = Normalize
-  package.models, package.transforms = models, transforms
-  sys.modules.update({"torchvision": package, "torchvision.models": models,
-                      "torchvision.transforms": transforms})
-
-
 def lucent_inception_class():
   if torch is None:
     pytest.skip("needs torch and torch-lucent for the InceptionV1 reference (see "
                 "benchmarks/README.md: pip install 'torch==2.13.0+cpu'; pip install --no-deps "
                 "torch-lucent==0.1.8 kornia==0.4.1 decorator)")
-  install_torchvision_shim()
+  lucent_compat.install_torchvision_stand_in()
   try:
     from lucent.modelzoo.inceptionv1.InceptionV1 import InceptionV1
   except ImportError as err:
