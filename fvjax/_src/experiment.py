@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import pathlib
 import time
 from typing import Any
@@ -64,3 +65,9 @@ def shared_photos_dir() -> pathlib.Path:
       return pathlib.Path(os.environ[var])
   shared = os.environ.get("FVJAX_SHARED") or _REPO_PARENT / "shared"
   return pathlib.Path(shared) / "data" / "imagenet-sample"
+
+
+def require_photos(path: str | os.PathLike) -> None:
+  """Exit with a message naming ``path`` when the shared photo folder is not there."""
+  if not os.path.isdir(path):
+    sys.exit(f"needs the shared ImageNet photos at {path} (set FVJAX_PHOTOS)")

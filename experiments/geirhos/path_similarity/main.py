@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
 import matplotlib
@@ -33,7 +32,8 @@ import numpy as np  # noqa: E402
 
 import fvjax  # noqa: E402
 from fvjax._src.reliability import paths  # noqa: E402
-from fvjax.experiment import jsonable, log, shared_photos_dir, write_json  # noqa: E402
+from fvjax.experiment import (jsonable, log, require_photos, shared_photos_dir,  # noqa: E402
+                              write_json)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -60,8 +60,7 @@ def main(argv=None):
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--scale", choices=sorted(SCALES), default="default")
   args = ap.parse_args(argv)
-  if not os.path.isdir(PHOTOS):
-    sys.exit(f"needs the shared ImageNet photos at {PHOTOS} (set FVJAX_PHOTOS)")
+  require_photos(PHOTOS)
   os.makedirs(args.out, exist_ok=True)
   t0 = time.time()
   sc = SCALES[args.scale]

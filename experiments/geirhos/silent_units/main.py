@@ -23,7 +23,6 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 
 import matplotlib
@@ -37,7 +36,8 @@ import numpy as np  # noqa: E402
 import fvjax  # noqa: E402
 from fvjax._src.reliability import paths  # noqa: E402
 from fvjax._src.reliability import silent  # noqa: E402
-from fvjax.experiment import jsonable, log, shared_photos_dir, write_json  # noqa: E402
+from fvjax.experiment import (jsonable, log, require_photos, shared_photos_dir,  # noqa: E402
+                              write_json)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -86,8 +86,7 @@ def main(argv=None):
   ap.add_argument("--gain", type=float, default=100.0)
   ap.add_argument("--limit", type=int, default=None, help="use only the first N photos")
   args = ap.parse_args(argv)
-  if not os.path.isdir(PHOTOS):
-    sys.exit(f"needs the shared ImageNet photos at {PHOTOS} (set FVJAX_PHOTOS)")
+  require_photos(PHOTOS)
   os.makedirs(args.out, exist_ok=True)
   t0 = time.time()
   sc = SCALES[args.scale]

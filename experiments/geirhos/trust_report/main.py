@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
 import matplotlib
@@ -43,7 +42,8 @@ import numpy as np  # noqa: E402
 
 import fvjax  # noqa: E402
 from fvjax._src.reliability import paths, silent, trust  # noqa: E402
-from fvjax.experiment import jsonable, log, shared_photos_dir, write_json  # noqa: E402
+from fvjax.experiment import (jsonable, log, require_photos, shared_photos_dir,  # noqa: E402
+                              write_json)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -148,8 +148,7 @@ def main(argv=None):
                   help="judge units offset, offset + every, ... (another set of units than "
                        "the default run's, for validating the thresholds)")
   args = ap.parse_args(argv)
-  if not os.path.isdir(PHOTOS):
-    sys.exit(f"needs the shared ImageNet photos at {PHOTOS} (set FVJAX_PHOTOS)")
+  require_photos(PHOTOS)
   os.makedirs(args.out, exist_ok=True)
   t0 = time.time()
   sc = SCALES[args.scale]
