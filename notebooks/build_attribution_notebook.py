@@ -12,10 +12,11 @@ nb = nbformat.read('attribution.ipynb', 4); nbclient.NotebookClient(nb, timeout=
 """
 
 import os
-
-import nbformat
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from build_notebooks import build  # noqa: E402  (the same notebook writer)
 
 CELLS = [
     ("md", """# Attribution and perturbation with fvjax
@@ -156,15 +157,6 @@ Randomise the layers from the top down and compare each method's maps with the t
     ("code", """image = x[0] if have_photos else np.full((SIZE, SIZE, 3), 0.5, np.float32)
 show_png(A.activation_grid(model, image, "leaky_re_lu_2", "activations.png"), width=8)"""),
 ]
-
-
-def build(cells, path):
-  nb = nbformat.v4.new_notebook()
-  nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-  nb.cells = [nbformat.v4.new_markdown_cell(src) if kind == "md" else nbformat.v4.new_code_cell(src)
-              for kind, src in cells]
-  nbformat.write(nb, path)
-  print("wrote", path)
 
 
 if __name__ == "__main__":

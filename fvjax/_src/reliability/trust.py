@@ -265,8 +265,7 @@ def trust_reports(model: Model, layer: str, units: Sequence[int], natural_images
                                 extra={"__mean": f"{layer}:mean", "__max": f"{layer}:max"})
   ref_key = jax.random.fold_in(key, 1)
   path_layers = list(natural.path)
-  before = [l for l in path_layers[:path_layers.index(layer)]] if layer in path_layers \
-      else path_layers
+  before = path_layers[:path_layers.index(layer)] if layer in path_layers else path_layers
   readout_layer = before[-1] if before else ""
   deepest = path_layers[-criteria.path_depth:]
   reports = []
