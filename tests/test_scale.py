@@ -26,6 +26,9 @@ SHARDED_SCRIPT = textwrap.dedent("""
     kwargs = dict(key=jax.random.key(3), steps=4, size=32, progress=False)
     plain = fvjax.render(model, objective, **kwargs)
     sharded = fvjax.render(model, objective, mesh=mesh, **kwargs)
+    one = dict(kwargs, steps=1)
+    plain1 = fvjax.render(model, objective, **one)
+    sharded1 = fvjax.render(model, objective, mesh=mesh, **one)
     sweep = fvjax.sweep(model, objective, grid={"learning_rate": [0.05]}, mesh=mesh, **kwargs)
     photos = jax.random.uniform(jax.random.key(0), (13, 48, 48, 3))
     plain_ex = fvjax.dataset_examples(model, "leaky_re_lu_4", photos, 3, batch_size=4,
@@ -34,6 +37,7 @@ SHARDED_SCRIPT = textwrap.dedent("""
                                         progress=False, mesh=mesh)
     print(json.dumps({
         "images": float(np.abs(plain.images - sharded.images).max()),
+        "images_step1": float(np.abs(plain1.images - sharded1.images).max()),
         "final": float(np.abs(plain.final - sharded.final).max()),
         "shape": list(sharded.images.shape),
         "sweep": float(np.abs(sweep.images[0] - plain.images).max()),
@@ -52,7 +56,12 @@ def test_sharded_render_equals_unsharded_on_8_simulated_devices():
   assert done.returncode == 0, done.stderr[-3000:]
   diffs = json.loads(done.stdout.strip().splitlines()[-1])
   assert diffs["shape"] == [5, 32, 32, 3]
-  assert diffs["images"] < 1e-5 and diffs["final"] < 1e-4 and diffs["sweep"] < 1e-4, diffs
+  # One step: the same computation on other devices, equal to float rounding. After 4 Adam
+  # steps rounding noise in near-zero gradients is amplified to ~lr-sized updates of a few
+  # Fourier coefficients (measured max pixel difference: 1.3e-6 on an Intel Xeon, 3.4e-4 and
+  # 1.6e-3 on AMD EPYC machines), so the end is compared loosely and the objective tightly.
+  assert diffs["images_step1"] < 1e-5, diffs
+  assert diffs["images"] < 1e-2 and diffs["sweep"] < 1e-2 and diffs["final"] < 1e-3, diffs
   assert diffs["examples_same_indices"] and diffs["examples_scores"] < 1e-5, diffs
 
 
@@ -69,10 +78,17 @@ def test_sweep_over_two_learning_rates_equals_two_renders(tiny_darknet):
     # Two programs (a traced learning rate vs a constant one) that XLA fuses differently:
     # Adam's first steps are ~lr * sign(grad), so a gradient entry within float rounding of
     # zero can flip a pixel's first update; almost every pixel and the objective still agree.
+    # Measured max pixel difference after 6 steps: 7.3e-4 and 1.1e-3 on AMD EPYC; the bound
+    # leaves room for other CPUs' rounding. The first step is compared tightly below.
     diff = np.abs(swept.images[i] - alone.images)
-    assert np.mean(diff < 1e-4) > 0.9 and diff.max() < 5e-3, (np.mean(diff < 1e-4), diff.max())
+    assert diff.max() < 1e-2, diff.max()
     np.testing.assert_allclose(swept.final[i], alone.final, rtol=1e-3, atol=1e-4)
-  assert not np.allclose(swept.images[0], swept.images[1], atol=1e-3)
+  assert not np.allclose(swept.images[0], swept.images[1], atol=1e-2)
+  first = fvjax.sweep(tiny_darknet, objective, key=key, grid={"learning_rate": [0.1]},
+                      steps=1, size=32, progress=False)
+  alone = fvjax.render(tiny_darknet, objective, key=key, steps=1, size=32,
+                       optimizer=optax.adam(0.1), progress=False)
+  np.testing.assert_allclose(first.images[0], alone.images, atol=1e-5)
 
 
 def test_sweep_axes_decay_strength_seed_and_objective_weights(tiny_darknet):
