@@ -1,4 +1,8 @@
-"""Execute every notebook at small sizes (FVJAX_NOTEBOOK_FAST=1); any cell error fails."""
+"""Execute every notebook at small sizes (FVJAX_NOTEBOOK_FAST=1); any cell error fails.
+
+Marked slow (about 3.5 minutes on 2 cores): the default suite skips them, `.ci/run` runs them
+with `python -m pytest -q -m slow` after the README's test command.
+"""
 
 import os
 import pathlib
@@ -10,6 +14,7 @@ from tests.conftest import SHARED_PHOTOS
 NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes(path, tmp_path, monkeypatch):
   nbformat = pytest.importorskip("nbformat", reason="notebook tests need the test extra")
