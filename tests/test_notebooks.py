@@ -1,6 +1,6 @@
 """Execute every notebook at small sizes (FVJAX_NOTEBOOK_FAST=1); any cell error fails.
 
-Marked slow (about 3.5 minutes on 2 cores): the default suite skips them, `.ci/run` runs them
+Marked slow (128 s + 78 s on 2 AMD EPYC cores): the default suite skips them, `.ci/run` runs them
 with `python -m pytest -q -m slow` after the README's test command.
 """
 
