@@ -2,6 +2,7 @@
 
 from fvjax import (adversarial, attribution, data, experiment, lipschitz, objectives, param, plot,
                    presets, reliability, transforms, zoo)
+from fvjax._src.compiles import CompileLog, count_compiles
 from fvjax._src.dataset_examples import DatasetExamples, Examples, dataset_examples
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
@@ -12,6 +13,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Model", "render", "RenderResult", "RenderDiverged", "trace_count", "FvjaxError",
+    "count_compiles", "CompileLog",
     "sweep", "SweepResult", "grid_settings", "dataset_examples", "DatasetExamples", "Examples",
     "objectives", "param", "presets", "transforms", "zoo", "data", "plot", "experiment",
     "attribution", "reliability", "adversarial", "lipschitz",
