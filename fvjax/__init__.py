@@ -1,20 +1,20 @@
 """fvjax: optimization-based interpretability of vision models in JAX."""
 
-from fvjax import (adversarial, attribution, data, experiment, lipschitz, objectives, param, plot,
+from fvjax import (adversarial, attribution, data, experiment, lipschitz, objectives, optvis, param, plot,
                    presets, reliability, transforms, zoo)
 from fvjax._src.compiles import CompileLog, count_compiles
 from fvjax._src.dataset_examples import DatasetExamples, Examples, dataset_examples
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
-from fvjax._src.render import RenderDiverged, RenderResult, render, trace_count
+from fvjax._src.render import RenderDiverged, RenderResult, render
 from fvjax._src.sweep import SweepResult, grid_settings, sweep
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Model", "render", "RenderResult", "RenderDiverged", "trace_count", "FvjaxError",
+    "Model", "render", "RenderResult", "RenderDiverged", "FvjaxError",
     "count_compiles", "CompileLog",
     "sweep", "SweepResult", "grid_settings", "dataset_examples", "DatasetExamples", "Examples",
-    "objectives", "param", "presets", "transforms", "zoo", "data", "plot", "experiment",
+    "objectives", "optvis", "param", "presets", "transforms", "zoo", "data", "plot", "experiment",
     "attribution", "reliability", "adversarial", "lipschitz",
 ]

@@ -2,15 +2,17 @@
 
 Rewards (maximised): channel, neuron, layer/deepdream, class_logit, class_probability,
 direction, direction_neuron, channel_interpolate, diversity, alignment. Penalties (>= 0,
-subtract them): l1, l2, total_variation, blur_penalty.
+subtract them): l1, l2, total_variation, blur_penalty. New objectives: from_fn (a function of
+the activations and traced values) or a subclass of Objective decorated with register.
 """
 
 from fvjax._src.objectives import (Alignment, BlurPenalty, Channel, ChannelInterpolate,
                                    ClassLogit, ClassProbability, Direction, DirectionNeuron,
-                                   Diversity, L1, L2, LayerObjective, Neuron, Objective,
+                                   Diversity, FromFn, L1, L2, LayerObjective, Neuron, Objective,
                                    Product, Scaled, Sum, TotalVariation, alignment, blur_penalty,
                                    channel, channel_interpolate, class_logit, class_probability,
-                                   deepdream, direction, direction_neuron, diversity, l1, l2,
+                                   blur3x3, deepdream, direction, direction_neuron, diversity,
+                                   from_fn, l1, l2, register, stack,
                                    layer, neuron, random_directions, total_variation)
 
 __all__ = [
@@ -20,4 +22,5 @@ __all__ = [
     "channel", "neuron", "layer", "deepdream", "class_logit", "class_probability",
     "direction", "direction_neuron", "diversity", "alignment", "channel_interpolate",
     "l1", "l2", "total_variation", "blur_penalty", "random_directions",
+    "FromFn", "from_fn", "register", "stack", "blur3x3",
 ]

@@ -24,7 +24,7 @@ def test_standard_is_lucids_list():
   pad, jitter1, scale, rotate, jitter2 = std.transforms
   assert (pad.width, pad.value, jitter1.d, jitter2.d) == (12, 0.5, 8, 4)
   np.testing.assert_allclose(scale.scales, np.arange(0.90, 1.1001, 0.02), atol=1e-9)
-  assert sorted(set(rotate.angles)) == list(range(-10, 11)) and rotate.angles.count(0) == 6
+  assert sorted(set(rotate.angles)) == list(range(-10, 11)) and list(rotate.angles).count(0) == 6
 
 
 def test_random_draws_differ_between_keys():

@@ -138,8 +138,7 @@ def _has(objective, cls) -> bool:
 def _render(args) -> None:
   import jax
   import numpy as np
-  import optax
-
+  from fvjax._src import optvis
   from fvjax._src import param as param_lib
   from fvjax._src import plot
   from fvjax._src.presets import preset
@@ -157,7 +156,7 @@ def _render(args) -> None:
   if args.steps is not None:
     settings["steps"] = args.steps
   if args.lr is not None:
-    settings["optimizer"] = optax.adam(args.lr)
+    settings["optimizer"] = optvis.Adam(args.lr)
   start = time.time()
   result = render(model, objective, key=render_key, batch=args.batch, snapshots=snapshots,
                   progress=not args.no_progress, **settings)
@@ -213,12 +212,11 @@ def _sweep(args) -> None:
           "decay": _floats(args.decay, "--decay"),
           "transform_strength": _floats(args.transform_strength, "--transform-strength"),
           "seed": [int(v) for v in _floats(args.seeds, "--seeds")],
-          "tv_weight": _floats(args.tv_weight, "--tv-weight")}
+          "total_variation": _floats(args.tv_weight, "--tv-weight")}
   model = registry.load(args.model, weights=args.weights)
   model.layer_shape(args.layer)
   units = jnp.asarray(channels)
-  objective = lambda s: (objectives.channel(args.layer, units)
-                         - s["tv_weight"] * objectives.total_variation())
+  objective = objectives.channel(args.layer, units)
   start = time.time()
   result = sweep(model, objective, key=jax.random.key(args.seed), grid=grid, steps=args.steps,
                  size=args.size, settings_per_chunk=args.settings_per_chunk, out=args.out,

@@ -109,16 +109,29 @@ class Model:
     running statistics).
     """
 
-    def apply(variables, images):
-      out, state = module.apply(variables, images, capture_intermediates=True,
-                                mutable=["intermediates"], **apply_kwargs)
-      acts = _flatten_intermediates(state["intermediates"])
-      if logits:
-        acts["logits"] = out
-      return acts
-
+    if not hasattr(module, "apply") or not callable(module.apply):
+      raise FvjaxError(f"from_flax takes a Flax linen module, got {type(module).__name__}")
+    apply = FlaxApply(module, bool(logits), tuple(sorted(apply_kwargs.items())))
     return cls.from_fn(apply, variables, input_size=input_size, min_size=min_size,
                        labels=labels, name=name or type(module).__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class FlaxApply:
+  """``apply(variables, images) -> activations`` of a linen module, compared by value (the
+  module's fields, the keyword arguments): two wrappers of equal modules share one compiled
+  loop."""
+  module: Any
+  logits: bool = True
+  apply_kwargs: tuple[tuple[str, Any], ...] = ()
+
+  def __call__(self, variables, images):
+    out, state = self.module.apply(variables, images, capture_intermediates=True,
+                                   mutable=["intermediates"], **dict(self.apply_kwargs))
+    acts = _flatten_intermediates(state["intermediates"])
+    if self.logits:
+      acts["logits"] = out
+    return acts
 
 
 def _flatten_intermediates(tree: Mapping[str, Any], prefix: str = "") -> Activations:

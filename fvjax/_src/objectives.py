@@ -9,6 +9,9 @@ Unit indices, direction vectors and scale factors are pytree leaves (traced), wh
 names and batch selections are static; so one compiled render serves every unit. A leaf
 with one extra leading axis (``channel("conv2d_8", jnp.arange(16))``) makes the objective a
 batch of K objectives, which `fvjax.render` optimizes in parallel.
+
+New objectives: `from_fn` wraps a function of the activations and traced values; a class
+decorated with `register` (a subclass of `Objective`) declares which fields are traced.
 """
 
 from __future__ import annotations
@@ -25,23 +28,53 @@ from fvjax._src.errors import FvjaxError
 Activations = dict[str, jax.Array]
 
 
-def _objective(cls=None, *, traced: dict[str, int] | None = None):
-  """Class decorator: a frozen dataclass registered as a pytree.
+def register(cls=None, *, traced: dict[str, int] | None = None,
+             children: Sequence[str] | None = None):
+  """Class decorator for a new objective: makes a subclass of `Objective` a frozen dataclass
+  registered as a pytree.
 
   ``traced`` maps each traced field to the number of axes one unit has (0 for an index, 1
-  for a vector); fields holding objectives are pytree children; all others are static.
+  for a vector); a value with one more leading axis batches K units. ``children`` names the
+  fields holding objectives (or tuples of them). All other fields are static: hashable
+  values (layer names, ints) that are part of the compiled program. Example::
+
+      @fvjax.objectives.register(traced={"target": 1})
+      class CloseTo(fvjax.objectives.Objective):
+        layer: str
+        target: jax.Array  # [C]
+        def __call__(self, acts):
+          return -jnp.mean(jnp.square(acts[self.layer] - self.target), axis=(1, 2, 3))
   """
 
   def wrap(cls):
+    if not (isinstance(cls, type) and issubclass(cls, Objective)):
+      raise FvjaxError(f"register decorates subclasses of fvjax.objectives.Objective, got {cls!r}")
+    if children is not None:
+      cls._children = tuple(children)
     cls = dataclasses.dataclass(frozen=True, eq=False)(cls)
     cls._traced = dict(traced or {})
     fields = [f.name for f in dataclasses.fields(cls)]
+    unknown = [f for f in (*cls._traced, *cls._children) if f not in fields]
+    if unknown:
+      raise FvjaxError(f"{cls.__name__} has no fields {unknown}; its fields: {fields}")
     data = [f for f in fields if f in cls._traced or f in cls._children]
     meta = [f for f in fields if f not in data]
     jax.tree_util.register_dataclass(cls, data_fields=data, meta_fields=meta)
+    cls._registered = cls
     return cls
 
   return wrap if cls is None else wrap(cls)
+
+
+_objective = register
+
+
+def _check_registered(objective) -> None:
+  cls = type(objective)
+  if cls.__dict__.get("_registered") is not cls:
+    raise FvjaxError(f"{cls.__name__} subclasses Objective but is not registered; decorate it "
+                     "with @fvjax.objectives.register(traced={...}), or build the objective "
+                     "with fvjax.objectives.from_fn(fn, **values)")
 
 
 class Objective:
@@ -89,6 +122,7 @@ class Objective:
 
   def map_traced(self, fn: Callable[[jax.Array, int], jax.Array]) -> "Objective":
     """A copy with ``fn(leaf, unit_ndim)`` applied to every traced leaf, recursively."""
+    _check_registered(self)
     changes = {name: fn(getattr(self, name), ndim) for name, ndim in self._traced.items()}
     for name in self._children:
       value = getattr(self, name)
@@ -402,20 +436,89 @@ class TotalVariation(Objective):
   check = L1.check
 
 
+def blur3x3(x: jax.Array) -> jax.Array:
+  """Lucid's ``_tf_blur`` of ``x [B, H, W, C]``: each channel convolved with the 3x3 kernel
+  (centre 1, the 8 neighbours 0.5) with zero padding, divided by the same convolution of
+  ones (so borders are averaged over the pixels that exist)."""
+  h, w = x.shape[1], x.shape[2]
+  weights = np.full((3, 3), 0.5, np.float32)
+  weights[1, 1] = 1.0
+
+  def convolve(t):
+    padded = jnp.pad(t, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    return sum(weights[dy, dx] * padded[:, dy:dy + h, dx:dx + w]
+               for dy in range(3) for dx in range(3))
+
+  return convolve(x) / convolve(jnp.ones_like(x))
+
+
 @_objective
 class BlurPenalty(Objective):
-  """``0.5 * mean((x - stop_gradient(blur3x3(x)))^2)`` per image, >= 0: its gradient pulls
-  every pixel towards its local mean (Lucid's blur_input_each_step)."""
+  """Lucid's ``blur_input_each_step``: ``0.5 * sum((x - stop_gradient(blur3x3(x)))^2)`` per
+  image, >= 0 (Lucid sums over the batch too); its gradient pulls every pixel towards its
+  local weighted mean (see `blur3x3`)."""
   layer: str = "input"
 
   def __call__(self, acts):
     x = acts[self.layer]
-    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
-    blurred = sum(padded[:, dy:dy + x.shape[1], dx:dx + x.shape[2]]
-                  for dy in range(3) for dx in range(3)) / 9.0
-    return 0.5 * _per_image_mean(jnp.square(x - jax.lax.stop_gradient(blurred)))
+    diff = x - jax.lax.stop_gradient(blur3x3(x))
+    return 0.5 * jnp.sum(jnp.square(diff).reshape(x.shape[0], -1), axis=1)
 
   check = L1.check
+
+
+# -- user objectives -------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True, eq=False)
+class FromFn(Objective):
+  """``fn(acts, **values) -> [B]`` with traced ``values`` (see `from_fn`)."""
+  fn: Callable[..., jax.Array]
+  values: dict[str, Any]
+  unit_ndims: tuple[tuple[str, int], ...]
+  _children: ClassVar[tuple[str, ...]] = ()
+
+  def __call__(self, acts):
+    return self.fn(acts, **self.values)
+
+  def map_traced(self, fn):
+    ndims = dict(self.unit_ndims)
+    return dataclasses.replace(
+        self, values={name: fn(value, ndims[name]) for name, value in self.values.items()})
+
+
+jax.tree_util.register_dataclass(FromFn, data_fields=["values"],
+                                 meta_fields=["fn", "unit_ndims"])
+FromFn._registered = FromFn
+
+
+def from_fn(fn: Callable[..., jax.Array], *, batched: bool = False, **values) -> Objective:
+  """An objective from a function: ``fn(acts, **values) -> scores [B]``.
+
+  ``acts`` is the activations dict of a batch of B images (plus ``"input"``); ``values`` are
+  arrays (or numbers) passed to ``fn`` as traced leaves, so other values reuse the compiled
+  loop. With ``batched=True`` every value has a leading axis of K units and the objective is
+  a batch of K objectives (`fvjax.render` optimizes them in parallel, ``fn`` sees one unit's
+  values). ``fn`` is part of the compiled program's structure: pass the same function object
+  (a module-level ``def``) to reuse it. The result composes like any objective
+  (``from_fn(...) - 0.1 * total_variation()``). Example, cosine similarity to a target::
+
+      def cosine(acts, target):   # target [C]
+        a = acts["leaky_re_lu_8"].mean(axis=(1, 2))   # [B, C]
+        return a @ target / (jnp.linalg.norm(a, axis=-1) * jnp.linalg.norm(target))
+      objective = fvjax.objectives.from_fn(cosine, target=target_activation)
+  """
+  if not callable(fn):
+    raise FvjaxError(f"from_fn needs a function fn(acts, **values) -> [B], got {fn!r}")
+  arrays = {name: jnp.asarray(value) for name, value in values.items()}
+  ndims = []
+  for name, value in arrays.items():
+    ndim = value.ndim - (1 if batched else 0)
+    if ndim < 0:
+      raise FvjaxError(f"from_fn(batched=True): value {name!r} is a scalar; batched values "
+                       "need a leading axis of K units")
+    ndims.append((name, ndim))
+  objective = FromFn(fn, arrays, tuple(ndims))
+  objective.unit_count()  # values batched over different K fail here
+  return objective
 
 
 # -- composition -------------------------------------------------------------------------
@@ -539,6 +642,10 @@ def stack(objectives: Objective | Sequence[Objective]) -> tuple[int, Objective, 
   Accepts one objective (batched or not) or a list of K unbatched objectives of the same
   structure. ``batched`` is False only for a single unbatched objective (K = 1).
   """
+  if not isinstance(objectives, (Objective, list, tuple)):
+    raise FvjaxError(f"the objective must be an fvjax objective or a list of them, got "
+                     f"{objectives!r} (build one with fvjax.objectives.channel(...), ... or "
+                     "from_fn(fn, **values))")
   if isinstance(objectives, Objective):
     count = objectives.unit_count()
     if count is None:
@@ -551,7 +658,8 @@ def stack(objectives: Objective | Sequence[Objective]) -> tuple[int, Objective, 
     raise FvjaxError("render got an empty list of objectives")
   for i, obj in enumerate(objectives):
     if not isinstance(obj, Objective):
-      raise FvjaxError(f"objective {i} is {obj!r}, not an fvjax objective")
+      raise FvjaxError(f"objective {i} is {obj!r}, not an fvjax objective (build one with "
+                       "fvjax.objectives.channel(...), ... or from_fn(fn, **values))")
     if obj.unit_count() is not None:
       raise FvjaxError(f"objective {i} is itself a batch of {obj.unit_count()}; pass a list "
                        "of single objectives or one batched objective, not both")

@@ -3,21 +3,23 @@
 
 `image` chains a spatial basis (pixels, or a Fourier basis scaled by 1/f^decay), an optional
 colour decorrelation (Lucid's ImageNet colour-correlation square root) and a squashing
-(sigmoid) to [0, 1]. Each parameterization is a frozen dataclass whose bound methods form
-the `ImageParam` pair; equal settings give the same pair and so reuse one compiled render.
+(sigmoid) to [0, 1]. Each parameterization is a pytree (`fvjax._src.pytree.dataclass`): its
+sizes and switches are static structure, its numbers (``sd``, ``decay``) traced leaves, so two
+parameterizations built afresh with the same sizes share one compiled loop and a swept
+``decay`` never recompiles.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
-from typing import Any, Callable, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fvjax._src import pytree
 from fvjax._src.errors import FvjaxError
 
 # Square root of ImageNet's colour correlation (Lucid), its columns' largest norm, and the
@@ -29,10 +31,22 @@ COLOR_CORRELATION_NORMALIZED = COLOR_CORRELATION_SVD_SQRT / MAX_NORM_SVD_SQRT
 FOURIER_OUTPUT_DIVISOR = 4.0  # Lucid divides the inverse FFT by 4
 
 
-class ImageParam(NamedTuple):
-  """``init(key) -> params`` and ``to_image(params) -> [B, H, W, 3]`` in [0, 1]."""
-  init: Callable[[jax.Array], Any]
-  to_image: Callable[[Any], jax.Array]
+class ImageParam:
+  """Base class of image parameterizations: ``init(key) -> params`` and
+  ``to_image(params) -> [B, H, W, 3]`` in [0, 1]. Subclasses are `pytree.dataclass`es with
+  static ``size`` ``(H, W)`` and ``batch`` (B)."""
+
+  def init(self, key: jax.Array) -> Any:
+    raise NotImplementedError
+
+  def to_image(self, params: Any) -> jax.Array:
+    raise NotImplementedError
+
+  def penalty(self, params: Any) -> jax.Array:
+    """A penalty on the raw parameters that the optimization subtracts from the objective
+    (a scalar, summed over the batch); 0 for Lucid's parameterizations."""
+    del params
+    return jnp.float32(0.0)
 
 
 def rfft2d_freqs(h: int, w: int) -> np.ndarray:
@@ -53,16 +67,16 @@ def decorrelate_colors(raw: jax.Array) -> jax.Array:
   return raw @ jnp.asarray(COLOR_CORRELATION_NORMALIZED).T
 
 
-@dataclasses.dataclass(frozen=True)
-class Image:
-  """The settings of an image parameterization (see `image`)."""
-  size: tuple[int, int]
-  batch: int = 1
-  fft: bool = True
-  decorrelate: bool = True
-  sd: float = 0.01
-  decay: float = 1.0
-  shared: bool = False
+@pytree.dataclass
+class Image(ImageParam):
+  """Lucid's image parameterization (see `image`); ``sd`` and ``decay`` are traced."""
+  size: tuple[int, int] = pytree.static()
+  batch: int = pytree.static(1)
+  fft: bool = pytree.static(True)
+  decorrelate: bool = pytree.static(True)
+  shared: bool = pytree.static(False)
+  sd: Any = np.float32(0.01)
+  decay: Any = np.float32(1.0)
 
   def init(self, key: jax.Array):
     """Raw parameters: ``[B, 3, H, W//2+1, 2]`` (Fourier) or ``[B, H, W, 3]`` (pixels); with
@@ -75,51 +89,38 @@ class Image:
     return {"separate": self.sd * jax.random.normal(k1, (self.batch, *shape), jnp.float32),
             "shared": self.sd * jax.random.normal(k2, (1, *shape), jnp.float32)}
 
-  def to_raw(self, params, decay=None) -> jax.Array:
+  def to_raw(self, params) -> jax.Array:
     """Unconstrained image ``[B, H, W, 3]`` before colour mapping and squashing; a shared
-    component is added to every image of the batch. ``decay`` (may be traced) overrides the
-    setting's Fourier decay power."""
+    component is added to every image of the batch."""
     if isinstance(params, dict):
-      return self.to_raw(params["separate"], decay) + self.to_raw(params["shared"], decay)
+      return self.to_raw(params["separate"]) + self.to_raw(params["shared"])
     if not self.fft:
       return params
     h, w = self.size
-    if decay is None:
-      scale = fourier_scale(h, w, self.decay)
-    else:
-      freqs = jnp.maximum(jnp.asarray(rfft2d_freqs(h, w), jnp.float32), 1.0 / max(w, h))
-      scale = np.float32(np.sqrt(w * h)) / freqs ** decay
+    freqs = np.maximum(rfft2d_freqs(h, w), 1.0 / max(w, h)).astype(np.float32)
+    scale = np.float32(np.sqrt(w * h)) / jnp.asarray(freqs) ** self.decay
     spectrum = jax.lax.complex(params[..., 0], params[..., 1]) * scale
     spatial = jnp.fft.irfft2(spectrum, s=(h, w), axes=(-2, -1))  # [B, 3, H, W]
     return jnp.moveaxis(spatial, 1, -1) / FOURIER_OUTPUT_DIVISOR
 
-  def to_image(self, params, decay=None) -> jax.Array:
-    raw = self.to_raw(params, decay)
+  def to_image(self, params) -> jax.Array:
+    raw = self.to_raw(params)
     if self.decorrelate:
       raw = decorrelate_colors(raw)
     return jax.nn.sigmoid(raw)
 
-  def as_param(self) -> ImageParam:
-    return _as_param(self)
-
-
-@functools.lru_cache(maxsize=None)
-def _as_param(settings) -> ImageParam:
-  """One `ImageParam` per distinct setting: bound methods compare by identity of their
-  object, so equal settings must share an object for jit to reuse its compiled loop."""
-  return ImageParam(settings.init, settings.to_image)
-
 
 def _size(size) -> tuple[int, int]:
   h, w = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
-  if h < 1 or w < 1:
+  if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or not isinstance(
+      w, (int, np.integer)) or h < 1 or w < 1:
     raise FvjaxError(f"image size must be positive, got {size!r}")
   return int(h), int(w)
 
 
 def image(size: int | tuple[int, int], *, batch: int = 1, fft: bool = True,
           decorrelate: bool = True, sd: float = 0.01, decay: float = 1.0,
-          shared: bool = False) -> ImageParam:
+          shared: bool = False) -> Image:
   """Lucid's ``param.image``: Fourier basis with 1/f^decay scaling, decorrelated colour,
   sigmoid; ``fft=False`` gives pixels, ``decorrelate=False`` plain RGB.
 
@@ -127,18 +128,24 @@ def image(size: int | tuple[int, int], *, batch: int = 1, fft: bool = True,
   ``shared=True`` adds one component shared by the whole batch to each image's own one (as
   in Lucid's interpolation figures), so a strip of images varies smoothly.
   """
-  return Image(_size(size), int(batch), bool(fft), bool(decorrelate), float(sd),
-               float(decay), bool(shared)).as_param()
+  return Image(_size(size), _batch(batch), bool(fft), bool(decorrelate), bool(shared),
+               pytree.number(sd), pytree.number(decay))
+
+
+def _batch(batch) -> int:
+  if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+    raise FvjaxError(f"batch (images per unit) must be a positive integer, got {batch!r}")
+  return int(batch)
 
 
 def pixel(size: int | tuple[int, int], *, batch: int = 1, sd: float = 0.01,
-          decorrelate: bool = False) -> ImageParam:
+          decorrelate: bool = False) -> Image:
   """Plain pixel parameterization squashed by a sigmoid."""
   return image(size, batch=batch, fft=False, decorrelate=decorrelate, sd=sd)
 
 
 def fourier(size: int | tuple[int, int], *, batch: int = 1, sd: float = 0.01,
-            decay: float = 1.0, decorrelate: bool = True) -> ImageParam:
+            decay: float = 1.0, decorrelate: bool = True) -> Image:
   """Fourier parameterization with 1/f^decay scaling (and decorrelated colour)."""
   return image(size, batch=batch, fft=True, decorrelate=decorrelate, sd=sd, decay=decay)
 
@@ -177,13 +184,13 @@ def _hermitian_phase(phase: jax.Array, w: int) -> jax.Array:
   return phase
 
 
-@dataclasses.dataclass(frozen=True)
-class Maco:
+@pytree.dataclass
+class Maco(ImageParam):
   """MACO (Fel et al. 2023): only the Fourier phase ``[B, 3, H, W//2+1]`` is optimized; the
   magnitude is the natural-image spectrum of `natural_magnitude`. The spatial image is
   standardized per image and squashed by a sigmoid into [0, 1]."""
-  size: tuple[int, int]
-  batch: int = 1
+  size: tuple[int, int] = pytree.static()
+  batch: int = pytree.static(1)
 
   def init(self, key: jax.Array) -> jax.Array:
     h, w = self.size
@@ -202,13 +209,10 @@ class Maco:
     std = x.std(axis=(1, 2, 3), keepdims=True)
     return jax.nn.sigmoid((x - mean) / (std + 1e-5))
 
-  def as_param(self) -> ImageParam:
-    return _as_param(self)
 
-
-def maco(size: int | tuple[int, int], *, batch: int = 1) -> ImageParam:
+def maco(size: int | tuple[int, int], *, batch: int = 1) -> Maco:
   """MACO phase-only parameterization with a natural magnitude spectrum (see `Maco`)."""
-  return Maco(_size(size), int(batch)).as_param()
+  return Maco(_size(size), _batch(batch))
 
 
 # -- CPPN ------------------------------------------------------------------------------------
@@ -218,16 +222,16 @@ def _composite_activation(x: jax.Array) -> jax.Array:
   return jnp.concatenate([x / 0.67, (x * x) / 0.6], axis=-1)
 
 
-@dataclasses.dataclass(frozen=True)
-class Cppn:
+@pytree.dataclass
+class Cppn(ImageParam):
   """Lucid's CPPN: per image, an MLP of ``layers`` 1x1 layers of ``hidden`` channels with the
   composite atan activation maps pixel coordinates ``(x, y)`` (std 1) to RGB through a
   sigmoid; the output layer starts at zero (a grey image). Lucid trains it with Adam(0.005).
   """
-  size: tuple[int, int]
-  batch: int = 1
-  hidden: int = 24
-  layers: int = 8
+  size: tuple[int, int] = pytree.static()
+  batch: int = pytree.static(1)
+  hidden: int = pytree.static(24)
+  layers: int = pytree.static(8)
 
   def init(self, key: jax.Array):
     def one(key):
@@ -256,11 +260,11 @@ class Cppn:
 
     return jax.vmap(one)(params)
 
-  def as_param(self) -> ImageParam:
-    return _as_param(self)
-
 
 def cppn(size: int | tuple[int, int], *, batch: int = 1, hidden: int = 24,
-         layers: int = 8) -> ImageParam:
+         layers: int = 8) -> Cppn:
   """Lucid's CPPN parameterization (see `Cppn`)."""
-  return Cppn(_size(size), int(batch), int(hidden), int(layers)).as_param()
+  for name, value in (("hidden", hidden), ("layers", layers)):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+      raise FvjaxError(f"cppn {name} must be a positive integer, got {value!r}")
+  return Cppn(_size(size), _batch(batch), int(hidden), int(layers))

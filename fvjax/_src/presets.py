@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import optax
-
+from fvjax._src import optvis
 from fvjax._src import param as param_lib
 from fvjax._src import transforms as transforms_lib
 from fvjax._src.errors import FvjaxError
-
-# Module-level optimizers: the same object on every call reuses the compiled render loop.
-_LUCID_OPTIMIZER = optax.adam(0.05)
-_MACO_OPTIMIZER = optax.adam(0.2)
 
 PRESETS = {
     "lucid": "Lucid's defaults: Fourier basis (1/f, sd 0.01), decorrelated colour, sigmoid; "
@@ -26,8 +21,8 @@ def preset(name: str, size: int, *, batch: int = 1) -> dict:
   ``steps``) of the preset ``name`` for ``size``-pixel images, ``batch`` per unit."""
   if name == "lucid":
     return dict(param=param_lib.image(size, batch=batch), transforms=transforms_lib.standard(),
-                optimizer=_LUCID_OPTIMIZER, steps=512)
+                optimizer=optvis.Adam(0.05), steps=512)
   if name == "maco":
     return dict(param=param_lib.maco(size, batch=batch), transforms=transforms_lib.standard(),
-                optimizer=_MACO_OPTIMIZER, steps=256)
+                optimizer=optvis.Adam(0.2), steps=256)
   raise FvjaxError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")

@@ -1,10 +1,12 @@
-"""`sweep`: a hyperparameter grid as one more batch axis of `render`.
+"""`sweep`: a grid of settings as one more batch axis of `render`.
 
-Every setting of the grid (learning rate, Fourier decay, transform strength, seed, and any
-value the objective is built from, such as a regularizer weight) is rendered for every unit,
-S settings x K units vmapped together in one compiled loop per chunk of settings. With
-``out``, each finished chunk is written to disk at once, and a re-run loads the chunks
-already there (after checking they belong to the same sweep) instead of recomputing them.
+Every point of the grid (any numeric setting of `fvjax.optvis.Settings` by name: learning
+rate, Fourier decay, transform strength, penalty weights, dotted paths; ``seed``; and any
+value the objective is built from) is rendered for every unit, S settings x K units vmapped
+together in one compiled loop per chunk of settings. A sweep point is the same computation as
+`render` with that setting and key. With ``out``, each finished chunk is written to disk at
+once, and a re-run loads the chunks already there (after checking they belong to the same
+sweep) instead of recomputing them.
 """
 
 from __future__ import annotations
@@ -13,22 +15,18 @@ import hashlib
 import itertools
 import json
 import os
+import re
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from fvjax._src import objectives as objectives_lib
-from fvjax._src import param as param_lib
+from fvjax._src import optvis
 from fvjax._src import render as render_lib
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
-
-DEFAULT_SWEEP_OPTIMIZER = optax.inject_hyperparams(optax.adam)(learning_rate=0.05)
-GRID_KEYS = ("learning_rate", "decay", "transform_strength", "seed")
-
 
 class SweepResult(NamedTuple):
   """settings: the S grid points (dicts). images ``[S, K, H, W, 3]`` in [0, 1]
@@ -53,62 +51,63 @@ def grid_settings(grid: dict[str, Sequence]) -> list[dict[str, Any]]:
 
 def sweep(model: Model, objective: objectives_lib.Objective | Callable[[dict], Any], *,
           key: jax.Array, grid: dict[str, Sequence], steps: int = 512, size: int = 128,
-          batch: int | None = None, param: param_lib.ImageParam | None = None,
-          transforms=None, optimizer: optax.GradientTransformation | None = None,
-          settings_per_chunk: int | None = None, out: str | None = None,
-          progress: bool = True, mesh=None,
+          batch: int | None = None, param=None, transforms=None, optimizer=None,
+          settings: optvis.Settings | None = None, settings_per_chunk: int | None = None,
+          out: str | None = None, progress: bool = True, mesh=None,
           on_chunk: Callable[[int], None] | None = None) -> SweepResult:
   """Render ``objective`` under every setting of ``grid``.
 
   Args:
     objective: an objective (one unit or batched over K units), or a function of a setting
-      dict returning one (for grid values that live in the objective, e.g.
-      ``lambda s: channel(l, units) - s["tv"] * total_variation()``); every setting's
+      dict returning one (for grid values that live in the objective); every setting's
       objective must have the same structure.
-    grid: name -> values. Understood names: ``learning_rate`` (needs an optimizer built
-      with ``optax.inject_hyperparams``; the default is Adam), ``decay`` (Fourier decay of
-      `param.image`), ``transform_strength`` (scales the transforms' random ranges),
-      ``seed`` (unit keys ``split(fold_in(key, seed), K)``; without it, ``split(key, K)``
-      as in `render`); any other name is only passed to an ``objective`` function.
+    grid: name -> values. Names: any of `fvjax.optvis.setting_names` of the settings
+      (``learning_rate``, ``decay``, ``sd``, ``transform_strength``, ``l1``,
+      ``total_variation``, ``blur``, dotted paths such as ``optimizer.b1``); ``seed`` (unit
+      keys ``split(fold_in(key, seed), K)``; without it ``split(key, K)`` as in `render`);
+      any other name is only passed to an ``objective`` function.
+    size, batch, param, transforms, optimizer, settings: as in `render` (same defaults).
     settings_per_chunk: settings optimized together (default all); the last chunk is padded
       so every chunk reuses one compiled loop.
     out: folder for finished chunks (``sweep_chunks/chunk_0000.npz`` ...) to resume from.
     on_chunk: called with each chunk index once that chunk is on disk.
 
-  Unit k of setting s equals ``render(model, objective_s[k], key=..., optimizer=...)`` with
-  that setting's values (to float tolerance).
+  Unit k of setting s is the computation of ``render(model, objective_s[k], key=...,
+  settings=base settings with s's values)``.
   """
-  settings = grid_settings(grid)
+  base = render_lib.settings_from(size=size, batch=batch, param=param, transforms=transforms,
+                                  optimizer=optimizer, settings=settings)
+  points = grid_settings(grid)
   is_factory = not isinstance(objective, objectives_lib.Objective)
-  unknown = [n for n in grid if n not in GRID_KEYS and not is_factory]
-  if unknown:
-    raise FvjaxError(f"unknown sweep grid names {unknown}; valid: {', '.join(GRID_KEYS)} "
+  valid = optvis.setting_names(base)
+  numeric = [n for n in grid if n in valid]
+  unknown = [n for n in grid if n not in valid and n != "seed"]
+  if unknown and not is_factory:
+    raise FvjaxError(f"unknown sweep grid names {unknown}; valid: seed, {', '.join(valid)} "
                      "(other names need an objective function of the setting)")
-  per_chunk = settings_per_chunk or len(settings)
-  if per_chunk < 1:
-    raise FvjaxError(f"settings_per_chunk must be >= 1, got {settings_per_chunk}")
-  per_unit = 1 if batch is None else int(batch)
-  param = param or param_lib.image(size, batch=per_unit)
-  transforms = render_lib.DEFAULT_TRANSFORMS if transforms is None else transforms
-  optimizer = optimizer or DEFAULT_SWEEP_OPTIMIZER
-  chunks = [settings[i:i + per_chunk] for i in range(0, len(settings), per_chunk)]
+  if isinstance(settings_per_chunk, bool) or (settings_per_chunk is not None and (
+      not isinstance(settings_per_chunk, (int, np.integer)) or settings_per_chunk < 1)):
+    raise FvjaxError(f"settings_per_chunk must be a positive integer, got {settings_per_chunk!r}")
+  per_chunk = settings_per_chunk or len(points)
+  key = optvis.as_key(key)
+  chunks = [points[i:i + per_chunk] for i in range(0, len(points), per_chunk)]
 
   results, computed, loaded = [], [], []
   for index, chunk in enumerate(chunks):
     padded = chunk + [chunk[-1]] * (per_chunk - len(chunk))
-    count, stacked, keys, hyper = _chunk_inputs(model, objective, padded, key, optimizer,
-                                                param)
+    count, stacked, keys, unit_settings = _chunk_inputs(objective, padded, key, base, numeric)
     if index == 0:  # bad input fails before anything is optimized or loaded
-      render_lib._validate(model, stacked, param, transforms, steps, ())
+      render_lib.validate(model, stacked, base, steps)
     path = None if out is None else os.path.join(out, "sweep_chunks", f"chunk_{index:04d}.npz")
-    fingerprint = _fingerprint(model, stacked, keys, hyper, steps, param, transforms, padded)
+    fingerprint = _fingerprint(model, stacked, keys, unit_settings, steps, padded)
     stored = _load_chunk(path, fingerprint)
     if stored is not None:
       loaded.append(index)
     else:
       result = render_lib.optimize_units(
-          model, stacked, keys, steps=steps, batch=batch, param=param, transforms=transforms,
-          optimizer=optimizer, snapshots=(), progress=progress, hyper=hyper, mesh=mesh)
+          model, stacked, keys, unit_settings, steps=steps,
+          keep_batch=batch is not None or getattr(base.param, "batch", 1) > 1,
+          progress=progress, mesh=mesh, desc=f"sweep chunk {index + 1}/{len(chunks)}")
       stored = {"images": result.images, "trace": result.trace, "final": result.final}
       if path is not None:
         _save_chunk(path, fingerprint, stored, chunk)
@@ -119,46 +118,55 @@ def sweep(model: Model, objective: objectives_lib.Objective | Callable[[dict], A
     if on_chunk is not None:
       on_chunk(index)
   joined = {k: np.concatenate([r[k] for r in results]) for k in ("images", "trace", "final")}
-  return SweepResult(settings, joined["images"], joined["trace"], joined["final"], computed,
+  return SweepResult(points, joined["images"], joined["trace"], joined["final"], computed,
                      loaded)
 
 
-def _chunk_inputs(model, objective, settings, key, optimizer, param):
-  """Stacked objectives, keys and hyperparameters of ``len(settings) * K`` units."""
-  objectives, keys, hyper = [], [], {n: [] for n in GRID_KEYS[:3] if n in settings[0]}
+def _chunk_inputs(objective, points, key, base, numeric):
+  """Stacked objectives, keys and settings of ``len(points) * K`` units."""
+  objectives, keys, values = [], [], {n: [] for n in numeric}
   structure = None
-  for setting in settings:
-    obj = objective if isinstance(objective, objectives_lib.Objective) else objective(setting)
+  for point in points:
+    obj = objective if isinstance(objective, objectives_lib.Objective) else objective(point)
     count, stacked, batched = objectives_lib.stack(obj)
     if structure is None:
       structure = jax.tree.structure(stacked)
     elif jax.tree.structure(stacked) != structure:
-      raise FvjaxError(f"the objective for setting {setting} has a different structure from "
+      raise FvjaxError(f"the objective for setting {point} has a different structure from "
                        "the first setting's; a sweep varies values, not structure")
-    base = jax.random.fold_in(key, int(setting["seed"])) if "seed" in setting else key
-    keys.append(jax.random.split(base, count) if batched else base[None])
+    if "seed" in point:
+      seed = point["seed"]
+      if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not (
+          0 <= seed < 2 ** 32):
+        raise FvjaxError(f"sweep seeds must be integers in 0..2**32-1, got {seed!r}")
+      unit_key = jax.random.fold_in(key, int(seed))
+    else:
+      unit_key = key
+    keys.append(jax.random.split(unit_key, count) if batched else unit_key[None])
     objectives.append(stacked)
-    for name in hyper:
-      hyper[name].append(np.full(count, setting[name], np.float32))
+    for name in numeric:
+      values[name].append(np.full(count, point[name], np.float32))
   stacked = jax.tree.map(lambda *xs: jnp.concatenate(xs), *objectives)
   keys = jnp.concatenate(keys)
   total = keys.shape[0]
-  hyper = render_lib._hyperparams({n: np.concatenate(v) for n, v in hyper.items()}, total,
-                                  optimizer, param)
-  return total, stacked, keys, hyper
+  unit_settings = optvis.broadcast(base, total, {n: np.concatenate(v) for n, v in values.items()})
+  return total, stacked, keys, unit_settings
 
 
-def _fingerprint(model, stacked, keys, hyper, steps, param, transforms, settings) -> str:
+def _structure(tree) -> str:
+  """A tree structure's text without memory addresses (stable across processes)."""
+  return re.sub(r" at 0x[0-9a-f]+", "", str(jax.tree.structure(tree)))
+
+
+def _fingerprint(model, stacked, keys, unit_settings, steps, points) -> str:
   digest = hashlib.sha256()
-  digest.update(json.dumps({"model": model.name, "steps": steps, "param": repr(param.init),
-                            "transforms": repr(transforms), "settings": settings,
-                            "objective": str(jax.tree.structure(stacked))},
+  digest.update(json.dumps({"model": model.name, "steps": steps, "points": points,
+                            "objective": _structure(stacked),
+                            "settings": _structure(unit_settings)},
                            sort_keys=True, default=str).encode())
-  for leaf in jax.tree.leaves((stacked, jax.random.key_data(keys), hyper)):
+  for leaf in jax.tree.leaves((stacked, jax.random.key_data(keys), unit_settings)):
     digest.update(np.asarray(leaf).tobytes())
   return digest.hexdigest()
-
-
 def _load_chunk(path, fingerprint):
   if path is None or not os.path.exists(path):
     return None

@@ -1,21 +1,28 @@
 """Transformation robustness: pure functions ``(key, images) -> images`` with static shapes.
 
 Images are ``[B, H, W, C]``; every image of the batch gets the same random draw (as in
-Lucid). Each transform is a frozen dataclass, so equal settings compare equal and reuse one
-compiled render. Scale and rotation resample bilinearly about the centre at the input size,
-repeating edge pixels, so output shapes never depend on the random draw.
+Lucid). Each transform is a pytree (`fvjax._src.pytree.dataclass`): sizes in pixels are static,
+the pad value and the scale and angle ranges are traced leaves, so equal transforms built
+afresh share one compiled loop and a swept range never recompiles. Scale and rotation resample
+bilinearly about the centre at the input size, repeating edge pixels, so output shapes never
+depend on the random draw.
+
+``strength`` (traced, in [0, 1]) scales every random range; at strength 0 each transform is
+deterministic (jitter crops the centre, no scale, no rotation), which is what the final
+evaluation of a render sees.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.ndimage import map_coordinates
 
+from fvjax._src import pytree
 from fvjax._src.errors import FvjaxError
 
 
@@ -31,13 +38,13 @@ class Transform:
     return size
 
 
-@dataclasses.dataclass(frozen=True)
+@pytree.dataclass
 class Pad(Transform):
   """Pad ``width`` pixels on every side with ``value`` (``mode="constant"``) or by
   ``"reflect"`` / ``"edge"``."""
-  width: int
-  value: float = 0.5
-  mode: str = "constant"
+  width: int = pytree.static()
+  mode: str = pytree.static("constant")
+  value: Any = np.float32(0.5)
 
   def __call__(self, key, images, strength=1.0):
     pad = ((0, 0), (self.width, self.width), (self.width, self.width), (0, 0))
@@ -49,19 +56,22 @@ class Pad(Transform):
     return size[0] + 2 * self.width, size[1] + 2 * self.width
 
 
-@dataclasses.dataclass(frozen=True)
+@pytree.dataclass
 class Jitter(Transform):
-  """Random crop of ``H - d`` by ``W - d`` pixels (Lucid's jitter: offsets 0..d)."""
-  d: int
+  """Random crop of ``H - d`` by ``W - d`` pixels (Lucid's jitter: offsets 0..d, uniform).
+
+  With ``strength`` s the offsets are uniform over ``span + 1`` values centred in 0..d,
+  ``span = floor(s * d)``: all of 0..d at s = 1, the centre ``floor(d / 2)`` at s = 0. One
+  code path for every strength, traced or not.
+  """
+  d: int = pytree.static()
 
   def __call__(self, key, images, strength=1.0):
     b, h, w, c = images.shape
-    if isinstance(strength, (int, float)) and strength == 1.0:
-      oy, ox = jax.random.randint(key, (2,), 0, self.d + 1)
-    else:  # offsets in 0 .. strength * d, centred so strength 0 crops the middle
-      u = jax.random.uniform(key, (2,))
-      offsets = (self.d / 2) + (u - 0.5) * jnp.clip(strength, 0.0, 1.0) * (self.d + 1)
-      oy, ox = jnp.clip(jnp.floor(offsets), 0, self.d).astype(jnp.int32)
+    span = jnp.floor(jnp.clip(strength, 0.0, 1.0) * self.d + 1e-4)
+    u = jax.random.uniform(key, (2,))
+    offsets = jnp.floor((self.d - span) / 2) + jnp.floor(u * (span + 1))
+    oy, ox = jnp.clip(offsets, 0, self.d).astype(jnp.int32)
     return jax.lax.dynamic_slice(images, (0, oy, ox, 0), (b, h - self.d, w - self.d, c))
 
   def output_size(self, size):
@@ -87,27 +97,28 @@ def _resample(images: jax.Array, scale: jax.Array, angle: jax.Array) -> jax.Arra
   return jnp.moveaxis(out, 1, -1)
 
 
-@dataclasses.dataclass(frozen=True)
+@pytree.dataclass
 class RandomScale(Transform):
-  """Zoom about the centre by a factor drawn uniformly from ``scales``."""
-  scales: tuple[float, ...]
+  """Zoom about the centre by a factor drawn uniformly from ``scales`` ``[n]`` (traced)."""
+  scales: Any
 
   def __call__(self, key, images, strength=1.0):
     scale = jax.random.choice(key, jnp.asarray(self.scales, jnp.float32))
     return _resample(images, 1.0 + strength * (scale - 1.0), jnp.float32(0.0))
 
 
-@dataclasses.dataclass(frozen=True)
+@pytree.dataclass
 class RandomRotate(Transform):
-  """Rotate about the centre by an angle in degrees drawn uniformly from ``angles``."""
-  angles: tuple[float, ...]
+  """Rotate about the centre by an angle in degrees drawn uniformly from ``angles`` ``[n]``
+  (traced)."""
+  angles: Any
 
   def __call__(self, key, images, strength=1.0):
     angle = jax.random.choice(key, jnp.asarray(self.angles, jnp.float32)) * (math.pi / 180)
     return _resample(images, jnp.float32(1.0), strength * angle)
 
 
-@dataclasses.dataclass(frozen=True)
+@pytree.dataclass
 class Compose(Transform):
   """Apply ``transforms`` in order, each with its own key split from the one given."""
   transforms: tuple[Transform, ...]
@@ -124,29 +135,43 @@ class Compose(Transform):
     return size
 
 
+def _pixels(name: str, value) -> int:
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+    raise FvjaxError(f"{name} must be a whole number of pixels >= 0, got {value!r}")
+  return int(value)
+
+
+def _choices(name: str, values: Sequence[float]) -> np.ndarray:
+  array = np.asarray(values, np.float32).reshape(-1)
+  if array.size == 0:
+    raise FvjaxError(f"{name} needs at least one value to draw from, got {values!r}")
+  return array
+
+
 def pad(width: int, *, value: float = 0.5, mode: str = "constant") -> Pad:
   if mode not in ("constant", "reflect", "edge"):
     raise FvjaxError(f"unknown pad mode {mode!r}; valid: constant, reflect, edge")
-  return Pad(int(width), float(value), mode)
+  return Pad(_pixels("pad width", width), mode, pytree.number(value))
 
 
 def jitter(d: int) -> Jitter:
-  if d < 0:
-    raise FvjaxError(f"jitter must be >= 0 pixels, got {d}")
-  return Jitter(int(d))
+  return Jitter(_pixels("jitter", d))
 
 
 def random_scale(scales: Sequence[float]) -> RandomScale:
-  return RandomScale(tuple(float(s) for s in scales))
+  return RandomScale(_choices("random_scale", scales))
 
 
 def random_rotate(angles: Sequence[float]) -> RandomRotate:
-  return RandomRotate(tuple(float(a) for a in angles))
+  return RandomRotate(_choices("random_rotate", angles))
 
 
 def compose(*transforms: Transform) -> Compose:
   if len(transforms) == 1 and isinstance(transforms[0], (list, tuple)):
     transforms = tuple(transforms[0])
+  for t in transforms:
+    if not isinstance(t, Transform):
+      raise FvjaxError(f"compose takes fvjax transforms, got {t!r}")
   return Compose(tuple(transforms))
 
 
