@@ -23,21 +23,20 @@ import jax.numpy as jnp
 import numpy as np
 
 import fvjax
-from fvjax._src import objectives as objectives_lib
 from fvjax._src import render as render_lib
 
 
 def measure(model, k: int, size: int, chunk: int, repeats: int) -> dict:
   objective = fvjax.objectives.channel("leaky_re_lu_8", jnp.arange(k) % 256)
-  _, stacked, _ = objectives_lib.stack(objective)
-  param = fvjax.param.image(size)
-  setting = render_lib._Setting(model.apply, param, render_lib.DEFAULT_TRANSFORMS,
-                                render_lib.DEFAULT_OPTIMIZER, chunk, render_lib._unroll())
+  _, stacked, _ = fvjax.objectives.stack(objective)
+  settings = fvjax.optvis.broadcast(fvjax.optvis.Settings(size=size), k)
   keys = jax.random.split(jax.random.key(0), k)
-  state = render_lib._init_jit(setting, keys, {})
-  traces_before = fvjax.trace_count()
+  state = render_lib._init_all(keys, model, stacked, settings)
+  unroll = chunk if render_lib._unroll() else 1
   start = time.perf_counter()
-  compiled = render_lib._run_chunk_jit.lower(setting, model.params, state, stacked, {}).compile()
+  with fvjax.count_compiles() as log:
+    compiled = render_lib._run_all.lower(state, model, stacked, settings, length=chunk,
+                                         unroll=unroll).compile()
   compile_s = time.perf_counter() - start
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -45,7 +44,7 @@ def measure(model, k: int, size: int, chunk: int, repeats: int) -> dict:
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
-    state, trace = compiled(model.params, state, stacked, {})
+    state, trace = compiled(state, model, stacked, settings)
     jax.block_until_ready(trace)
     times.append(time.perf_counter() - start)
   per_chunk = statistics.median(times)
@@ -58,7 +57,7 @@ def measure(model, k: int, size: int, chunk: int, repeats: int) -> dict:
       "achieved_gflops": flops_per_chunk / per_chunk / 1e9,
       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
       "device_peak_bytes": stats.get("peak_bytes_in_use"),
-      "retraces": fvjax.trace_count() - traces_before,
+      "compiles": log.count("_run_all"),
   }
 
 

@@ -1,6 +1,6 @@
 """fvjax: optimization-based interpretability of vision models in JAX."""
 
-from fvjax import (adversarial, attribution, data, experiment, lipschitz, objectives, optvis, param, plot,
+from fvjax import (adversarial, attribution, data, experiment, lipschitz, objectives, optvis, param, pytree, plot,
                    presets, reliability, transforms, zoo)
 from fvjax._src.compiles import CompileLog, count_compiles
 from fvjax._src.dataset_examples import DatasetExamples, Examples, dataset_examples
@@ -15,6 +15,6 @@ __all__ = [
     "Model", "render", "RenderResult", "RenderDiverged", "FvjaxError",
     "count_compiles", "CompileLog",
     "sweep", "SweepResult", "grid_settings", "dataset_examples", "DatasetExamples", "Examples",
-    "objectives", "optvis", "param", "presets", "transforms", "zoo", "data", "plot", "experiment",
+    "objectives", "optvis", "param", "pytree", "presets", "transforms", "zoo", "data", "plot", "experiment",
     "attribution", "reliability", "adversarial", "lipschitz",
 ]

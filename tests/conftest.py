@@ -20,3 +20,7 @@ needs_shared = pytest.mark.skipif(
 def tiny_darknet():
   import fvjax
   return fvjax.zoo.load("tiny-darknet")
+
+# The CLI keeps JAX's persistent compilation cache under the user's cache folder; tests that
+# call the CLI in-process must not write there (tests/test_cli.py turns it on explicitly).
+os.environ.setdefault("FVJAX_CACHE_DIR", "off")

@@ -92,3 +92,19 @@ def test_sweep_cli_writes_grid_and_resumes(tmp_path, capsys):
   assert json.loads((tmp_path / "results.json").read_text())["loaded_chunks"] == [0, 1]
   assert cli.main(args[:-3] + ["--learning-rate", "fast", "--out", str(tmp_path)]) == 2
   assert "malformed --learning-rate 'fast'" in capsys.readouterr().err
+
+
+def test_second_render_in_a_new_process_loads_the_compiled_loop_from_the_cache(tmp_path):
+  import os
+  env = dict(os.environ, FVJAX_CACHE_DIR=str(tmp_path / "cache"), JAX_LOG_COMPILES="1")
+  command = [sys.executable, "-m", "fvjax._src.cli", "render", "--layer", "leaky_re_lu_4",
+             "--channels", "0:2", "--steps", "4", "--size", "32", "--no-progress"]
+  runs = [subprocess.run(command + ["--out", str(tmp_path / f"o{i}")], env=env,
+                         capture_output=True, text=True, check=True) for i in range(2)]
+  assert any("_run_all" in name for name in os.listdir(tmp_path / "cache")), os.listdir(
+      tmp_path / "cache")
+  assert "Persistent compilation cache hit for 'jit__run_all'" not in runs[0].stderr
+  assert "Persistent compilation cache hit for 'jit__run_all'" in runs[1].stderr, runs[1].stderr[-2000:]
+  first = np.load(tmp_path / "o0" / "images.npz")["images"]
+  second = np.load(tmp_path / "o1" / "images.npz")["images"]
+  np.testing.assert_array_equal(first, second)  # the cached program computes the same

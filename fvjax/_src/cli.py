@@ -241,8 +241,34 @@ def _sweep(args) -> None:
         f"({len(result.loaded)} chunks loaded from disk) -> {args.out}")
 
 
+def compilation_cache_dir() -> str | None:
+  """Where the CLI keeps JAX's persistent compilation cache: ``$FVJAX_CACHE_DIR``, or
+  ``$XDG_CACHE_HOME/fvjax/jax`` (default ``~/.cache/fvjax/jax``); ``FVJAX_CACHE_DIR=off``
+  turns it off. A second ``fvjax render`` of the same shapes then loads the compiled loop
+  instead of compiling it."""
+  value = os.environ.get("FVJAX_CACHE_DIR", "")
+  if value.lower() in ("off", "0", "none"):
+    return None
+  if value:
+    return value
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return os.path.join(base, "fvjax", "jax")
+
+
+def _enable_compilation_cache() -> None:
+  path = compilation_cache_dir()
+  if path is None:
+    return
+  import jax
+  jax.config.update("jax_compilation_cache_dir", path)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 def main(argv=None) -> int:
   args = _parser().parse_args(argv)
+  if args.command in ("render", "sweep"):
+    _enable_compilation_cache()
   try:
     {"render": _render, "layers": _layers, "sweep": _sweep}[args.command](args)
   except FvjaxError as err:
