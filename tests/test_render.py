@@ -13,19 +13,31 @@ SMALL = dict(steps=8, size=32, progress=False)
 
 
 def test_batched_equals_one_by_one(tiny_darknet):
+  """Unit i of a batch runs the computation of its own render with key split(key, K)[i];
+  XLA's batched kernels round differently and Adam amplifies the rounding of near-zero
+  gradients, so (as the README says) the first step agrees to 1e-4 and later steps only in
+  the objective. Measured on AMD EPYC, 2026-12-02, 64 px, 4 units: after 1 step max pixel
+  4.3e-5 and final objective 0.06%; after 8 steps 0.045 and 1.1%; after 32 steps 0.099 and
+  1.0%."""
   key = jax.random.key(7)
   units = [3, 11, 42]
-  batched = fvjax.render(tiny_darknet, obj.channel("leaky_re_lu_6", jnp.asarray(units)),
-                         key=key, **SMALL)
-  assert batched.images.shape == (3, 32, 32, 3) and batched.trace.shape == (3, 8)
   keys = jax.random.split(key, len(units))
-  for i, unit in enumerate(units):
-    alone = fvjax.render(tiny_darknet, obj.channel("leaky_re_lu_6", unit), key=keys[i], **SMALL)
-    np.testing.assert_allclose(alone.images[0], batched.images[i], atol=1e-4)
-    np.testing.assert_allclose(alone.trace[0], batched.trace[i], rtol=1e-3, atol=1e-4)
+  for steps, pixel_tol, final_rtol in ((1, 2e-4, 5e-3), (8, None, 0.05)):
+    common = dict(key=key, steps=steps, size=32, progress=False)
+    batched = fvjax.render(tiny_darknet, obj.channel("leaky_re_lu_6", jnp.asarray(units)),
+                           **common)
+    assert batched.images.shape == (3, 32, 32, 3) and batched.trace.shape == (3, steps)
+    for i, unit in enumerate(units):
+      alone = fvjax.render(tiny_darknet, obj.channel("leaky_re_lu_6", unit),
+                           **(common | {"key": keys[i]}))
+      if pixel_tol is not None:
+        np.testing.assert_allclose(alone.images[0], batched.images[i], atol=pixel_tol)
+      np.testing.assert_allclose(alone.final[0], batched.final[i], rtol=final_rtol)
   as_list = fvjax.render(tiny_darknet, [obj.channel("leaky_re_lu_6", u) for u in units],
                          key=key, **SMALL)
-  np.testing.assert_allclose(as_list.images, batched.images, atol=1e-6)
+  same = fvjax.render(tiny_darknet, obj.channel("leaky_re_lu_6", jnp.asarray(units)), key=key,
+                      **SMALL)
+  np.testing.assert_array_equal(as_list.images, same.images)  # the same program
 
 
 def test_changing_the_unit_does_not_recompile(tiny_darknet):
