@@ -36,6 +36,7 @@ import optax
 from tqdm.auto import tqdm
 
 from fvjax._src.attribution import _common
+from fvjax._src.batching import map_batches
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
 
@@ -262,7 +263,8 @@ def meaningful_perturbation(key: jax.Array, model: Model, images: Any, target: A
     return state[0], masks, scores, jnp.concatenate(traces, axis=1)
 
   with bar:
-    small, masks, scores, trace = _common.map_batches(run, (images, classes, keys), batch_size)
+    small, masks, scores, trace = map_batches(run, images, classes, keys,
+                                              batch_size=batch_size)
   saliency = 1.0 - masks if game == "deletion" else masks
   return PerturbationResult(masks, saliency, small, scores[:, 0], scores[:, 1], scores[:, 2],
                             trace)
