@@ -1,8 +1,8 @@
 """Box-constrained L-BFGS adversarial examples, Szegedy et al. 2014 (see
-`fvjax._src.adversarial`), and the digits data and models of the paper's MNIST tables (see
-`fvjax._src.digits`, re-exported as ``fvjax.adversarial.digits``)."""
+`fvjax._src.adversarial`), and the digits data and models of the paper's MNIST tables
+(`fvjax.digits`, also reachable as ``fvjax.adversarial.digits``)."""
 
-from fvjax._src import digits
+from fvjax import digits
 from fvjax._src.adversarial import (AttackResult, ModelLogits, distortion, error_rate,
                                     gaussian_noise, logits_fn_of, magnify, minimal_distortion,
                                     penalized, predict, random_targets)

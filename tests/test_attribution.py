@@ -86,6 +86,10 @@ def test_backward_rules_on_a_users_linen_model():
   # forward values unchanged
   guided = A.with_backward_rule(model, "guided")
   np.testing.assert_allclose(guided(images)["logits"], model(images)["logits"], rtol=1e-6)
+  # a second rewrite of the model is an equal static function: no compile, no module cache
+  with fvjax.count_compiles() as log:
+    A.backprop(model, images, [0, 1, 4], rule="guided")
+  assert log.count("_grad") == 0, log.names
 
 
 def test_guided_backprop_on_tiny_darknet(tiny_darknet):
@@ -158,6 +162,12 @@ def test_meaningful_perturbation_deletes_the_region_the_model_depends_on():
   assert region.ravel()[top].mean() > 0.9
   assert result.perturbed[0] < 0.8 * result.base[0]
   assert result.trace.shape == (1, 12) and result.trace[0, -1] < result.trace[0, 0]
+  # the same settings again reuse the compiled steps (the optimizer is rebuilt from its
+  # learning rate, not cached)
+  with fvjax.count_compiles() as log:
+    A.meaningful_perturbation(jax.random.key(1), model, image, 0, mask_size=16,
+                              mask_smooth=1.0, blur_sigma=4.0, jitter=1, steps=12)
+  assert log.count("jit(_run)") == 0 and log.count("jit(_start)") == 0, log.names
 
 
 def test_deletion_game_finds_the_patch_box():

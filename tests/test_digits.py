@@ -45,6 +45,9 @@ def test_models_train_to_expected_accuracy(data):
   assert err["FC100-100-10"][0] < 0.01 and err["FC100-100-10"][1] < 0.06
   assert 0.06 < err["FC10(1)"][1] < 0.35  # strong weight decay costs accuracy, as in Table 1
   assert err["FC10(1)"][1] > err["FC10(1e-4)"][1] + 0.03
+  with fvjax.count_compiles() as log:  # an equal model and phase reuse the compiled epoch
+    dg.train("FC10(1e-4)", data.x_train, data.y_train, jax.random.key(1), epochs=1)
+  assert log.count("jit(_epoch)") == 0, log.names
 
   ae = dg.train("AE400-10", data.x_train, data.y_train, key, epochs=15, ae_epochs=10)
   assert dg.errors(ae, data.x_test, data.y_test) < 0.12

@@ -33,10 +33,9 @@ import numpy as np
 
 import fvjax
 from fvjax import objectives as obj
-from fvjax._src.data import IMAGE_EXTENSIONS, image_folder
-from fvjax._src.dataset_examples import dataset_examples
-from fvjax._src.plot_examples import dataset_examples_panel
+from fvjax.data import IMAGE_EXTENSIONS, image_folder
 from fvjax.experiment import shared_photos_dir
+from fvjax.plot import dataset_examples_panel
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DEFAULT_OUT = "experiments/dataset_examples/results"
@@ -92,15 +91,15 @@ def main(argv=None):
   timings["render_s"] = time.time() - t
 
   t = time.time()
-  crops = dataset_examples(model, objective,
-                           photo_batches(args.photos, files, args.image_size, 50), args.k,
-                           batch_size=args.batch_size, crop=args.crop, reduce="max",
-                           bottom=False)
+  crops = fvjax.dataset_examples(model, objective,
+                                 photo_batches(args.photos, files, args.image_size, 50), args.k,
+                                 batch_size=args.batch_size, crop=args.crop, reduce="max",
+                                 bottom=False)
   timings["scan_crops_s"] = time.time() - t
   t = time.time()
-  whole = dataset_examples(model, objective,
-                           photo_batches(args.photos, files, args.image_size, 50), args.k,
-                           batch_size=args.batch_size, bottom=True)
+  whole = fvjax.dataset_examples(model, objective,
+                                 photo_batches(args.photos, files, args.image_size, 50), args.k,
+                                 batch_size=args.batch_size, bottom=True)
   timings["scan_whole_s"] = time.time() - t
 
   # the render's own objective (channel mean at render size) on the top natural crops

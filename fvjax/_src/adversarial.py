@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fvjax._src.batching import map_batches
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
 
@@ -292,9 +293,7 @@ def error_rate(logits_fn: LogitsFn, params, x, labels, *, batch_size: int = 512)
 def predict(logits_fn: LogitsFn, params, x, *, batch_size: int = 512) -> np.ndarray:
   """The model's labels ``[N]`` of ``x`` ``[N, ...]``, in jitted batches."""
   x = np.asarray(x, np.float32)
-  out = [np.asarray(_argmax(logits_fn, params, jnp.asarray(x[i:i + batch_size])))
-         for i in range(0, len(x), batch_size)]
-  return np.concatenate(out) if out else np.zeros((0,), np.int64)
+  return map_batches(lambda b: _argmax(logits_fn, params, b), x, batch_size=batch_size)
 
 
 @functools.partial(jax.jit, static_argnums=0)

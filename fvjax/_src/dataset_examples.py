@@ -13,7 +13,6 @@ centred on ``s * (y + 0.5)`` (and shifted inward where it would leave the image)
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
@@ -23,11 +22,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fvjax._src import objectives as objectives_lib
+from fvjax._src.batching import check_batch_size
 from fvjax._src.data import ImageSet
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
 
-_TRACES: collections.Counter = collections.Counter()
 REDUCTIONS = ("mean", "max")
 
 
@@ -116,7 +115,6 @@ def _peaks(flat: jax.Array, width: int, find_max: bool) -> jax.Array:
 
 
 def _step(config: _Config, params, units, state, images, valid, offset):
-  _TRACES["step"] += 1
   acts = dict(config.apply(params, images))
   acts["input"] = images
   batch = images.shape[0]
@@ -355,9 +353,7 @@ def dataset_examples(model: Model, objective_or_layer, images, k: int = 9, *,
     raise FvjaxError(f"dataset_examples needs an fvjax.Model, got {type(model).__name__}")
   if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
     raise FvjaxError(f"k must be a positive integer (examples per unit), got {k!r}")
-  if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-      or batch_size < 1:
-    raise FvjaxError(f"batch_size must be a positive integer, got {batch_size!r}")
+  batch_size = check_batch_size(batch_size)
   if reduce not in REDUCTIONS:
     raise FvjaxError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
   k, batch_size = int(k), int(batch_size)
@@ -469,8 +465,3 @@ def dataset_examples(model: Model, objective_or_layer, images, k: int = 9, *,
                     group(pic_names), group(pic_labels))
 
   return DatasetExamples(fetch("top"), fetch("bottom") if bottom else None, names, seen)
-
-
-def trace_count() -> int:
-  """How many times the dataset-examples step has been traced (compiled)."""
-  return _TRACES["step"]

@@ -230,42 +230,50 @@ def _ce(logits, y):
   return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
 
-@functools.lru_cache(maxsize=None)
-def _epoch_fn(module: nn.Module, loss: str, weight_decay: float, batch_size: int, lr: float):
-  """A jitted epoch ``(variables, opt_state, x, y, key) -> (variables, opt_state, loss)``."""
-  tx = optax.adam(lr)
+class _Phase(NamedTuple):
+  """Everything static about one training phase (a hashable jit static argument)."""
+  module: nn.Module
+  loss: str
+  weight_decay: float
+  batch_size: int
+  lr: float
 
-  def objective(variables, x, y):
-    params = variables["params"]
-    if loss == "reconstruct":
-      out = module.apply(variables, x, method=AE.reconstruct)
-      flat = _gray(x).reshape(x.shape[0], -1)
-      return jnp.mean(jnp.sum((out - flat) ** 2, -1))
-    if loss == "head":  # the AE's classifier on its frozen code
-      code = jax.lax.stop_gradient(module.apply(variables, x, method=AE.encode))
-      logits = module.apply(variables, code, method=lambda m, c: m.head(c))
-      return _ce(logits, y) + 0.5 * weight_decay * _decay(params["head"])
-    return _ce(module.apply(variables, x), y) + 0.5 * weight_decay * _decay(params)
+
+def _objective(phase: _Phase, variables, x, y):
+  module, loss, weight_decay = phase.module, phase.loss, phase.weight_decay
+  params = variables["params"]
+  if loss == "reconstruct":
+    out = module.apply(variables, x, method=AE.reconstruct)
+    flat = _gray(x).reshape(x.shape[0], -1)
+    return jnp.mean(jnp.sum((out - flat) ** 2, -1))
+  if loss == "head":  # the AE's classifier on its frozen code
+    code = jax.lax.stop_gradient(module.apply(variables, x, method=AE.encode))
+    logits = module.apply(variables, code, method=lambda m, c: m.head(c))
+    return _ce(logits, y) + 0.5 * weight_decay * _decay(params["head"])
+  return _ce(module.apply(variables, x), y) + 0.5 * weight_decay * _decay(params)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _epoch(phase: _Phase, variables, opt_state, x, y, key):
+  """One epoch of Adam mini-batches: ``(variables, opt_state, mean loss)``."""
+  tx = optax.adam(phase.lr)
 
   def step(carry, batch):
     variables, opt_state = carry
-    value, grads = jax.value_and_grad(objective)(variables, *batch)
-    if loss == "head":  # only the head moves
+    value, grads = jax.value_and_grad(functools.partial(_objective, phase))(variables, *batch)
+    if phase.loss == "head":  # only the head moves
       grads = {"params": {k: (v if k == "head" else jax.tree.map(jnp.zeros_like, v))
                           for k, v in grads["params"].items()}}
     updates, opt_state = tx.update(grads, opt_state, variables)
     return (optax.apply_updates(variables, updates), opt_state), value
 
-  @jax.jit
-  def epoch(variables, opt_state, x, y, key):
-    n = (x.shape[0] // batch_size) * batch_size
-    perm = jax.random.permutation(key, x.shape[0])[:n]
-    xb = x[perm].reshape(-1, batch_size, *x.shape[1:])
-    yb = y[perm].reshape(-1, batch_size)
-    (variables, opt_state), values = jax.lax.scan(step, (variables, opt_state), (xb, yb))
-    return variables, opt_state, values.mean()
-
-  return epoch, tx
+  batch_size = phase.batch_size
+  n = (x.shape[0] // batch_size) * batch_size
+  perm = jax.random.permutation(key, x.shape[0])[:n]
+  xb = x[perm].reshape(-1, batch_size, *x.shape[1:])
+  yb = y[perm].reshape(-1, batch_size)
+  (variables, opt_state), values = jax.lax.scan(step, (variables, opt_state), (xb, yb))
+  return variables, opt_state, values.mean()
 
 
 def train(spec_or_name: Spec | str, x, y, key: jax.Array, *, epochs: int = 60,
@@ -308,8 +316,8 @@ def train(spec_or_name: Spec | str, x, y, key: jax.Array, *, epochs: int = 60,
   if s.kind == "ae":
     phases = [("reconstruct", epochs if ae_epochs is None else ae_epochs), ("head", epochs)]
   for loss, count in phases:
-    epoch, tx = _epoch_fn(module, loss, float(s.weight_decay), int(batch_size), float(lr))
-    opt_state = tx.init(variables)
+    phase = _Phase(module, loss, float(s.weight_decay), int(batch_size), float(lr))
+    opt_state = optax.adam(phase.lr).init(variables)
     for e in range(count):
       key, sub = jax.random.split(key)
       xs, ys = x, y
@@ -318,7 +326,7 @@ def train(spec_or_name: Spec | str, x, y, key: jax.Array, *, epochs: int = 60,
         if more is not None:
           xs = jnp.concatenate([x, jnp.asarray(more[0], jnp.float32)])
           ys = jnp.concatenate([y, jnp.asarray(more[1], jnp.int32)])
-      variables, opt_state, value = epoch(variables, opt_state, xs, ys, sub)
+      variables, opt_state, value = _epoch(phase, variables, opt_state, xs, ys, sub)
       losses.append(float(value))
   return Trained(logits_fn, variables, s, np.asarray(losses))
 

@@ -30,12 +30,10 @@ import os
 import sys
 import time
 
+import jax
 import matplotlib
-
-matplotlib.use("Agg")
-import jax  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # noqa: E402
@@ -101,6 +99,7 @@ def level_curves(summary, path):
 
 
 def main(argv=None):
+  matplotlib.use("Agg")  # the script only saves figures
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--out", default="experiments/attribution/deletion/results")
   parser.add_argument("--seed", type=int, default=0)

@@ -1,7 +1,7 @@
 """Settings of the fooling-circuit experiment: ``default`` (2 CPU cores, ~6 min) and
 ``paper`` (the paper's sizes; for a GPU/TPU)."""
 
-from fvjax._src.reliability.fooling import paper_snapshot_steps
+from fvjax.reliability import paper_snapshot_steps
 
 DEFAULT = {
     "model": "tiny-darknet",

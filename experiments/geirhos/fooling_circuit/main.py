@@ -29,17 +29,15 @@ import pathlib
 import sys
 import time
 
+import jax
+import jax.numpy as jnp
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-import fvjax  # noqa: E402
-from fvjax._src.reliability import fooling as fo  # noqa: E402
-from fvjax.experiment import jsonable, shared_photos_dir, write_json  # noqa: E402
+import fvjax
+from fvjax.experiment import jsonable, shared_photos_dir, write_json
+from fvjax.reliability import fooling as fo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from config import SCALES  # noqa: E402
@@ -120,6 +118,7 @@ def _save_cache(path, tag, *parts):
 
 
 def main(argv=None):
+  matplotlib.use("Agg")  # the script only saves figures
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   ap.add_argument("--out", default=DEFAULT_OUT)
   ap.add_argument("--seed", type=int, default=0)

@@ -23,15 +23,13 @@ import json
 import os
 import time
 
+import jax
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import jax  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from fvjax._src.reliability import impossibility as im  # noqa: E402
-from fvjax.experiment import jsonable, write_json  # noqa: E402
+from fvjax.experiment import jsonable, write_json
+from fvjax.reliability import impossibility as im
 
 DEFAULT_OUT = "experiments/geirhos/impossibility/results"
 
@@ -252,6 +250,7 @@ def plot_decoders(results, path):
 
 
 def main(argv=None):
+    matplotlib.use("Agg")  # the script only saves figures
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=DEFAULT_OUT)
     ap.add_argument("--seed", type=int, default=0)

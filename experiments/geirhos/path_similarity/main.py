@@ -22,18 +22,16 @@ import json
 import os
 import time
 
+import jax
+import jax.numpy as jnp
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-import fvjax  # noqa: E402
-from fvjax._src.reliability import paths  # noqa: E402
-from fvjax.experiment import (jsonable, log, require_photos, shared_photos_dir,  # noqa: E402
+import fvjax
+from fvjax.experiment import (jsonable, log, require_photos, shared_photos_dir,
                               write_json)
+from fvjax.reliability import paths
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -55,6 +53,7 @@ def summarize(layers, values):
 
 
 def main(argv=None):
+  matplotlib.use("Agg")  # the script only saves figures
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   ap.add_argument("--out", default=os.path.join(HERE, "results"))
   ap.add_argument("--seed", type=int, default=0)

@@ -5,7 +5,7 @@ Part 2 of Geirhos et al. 2023, "Don't trust your eyes" (paper: ResNet-50 layer4.
 stage but one), all 512 units manipulated; the visualized unit is channel u of
 leaky_re_lu_12. Each unit gets ``+ ReLU(conv(x, f_u) + b_u)`` after its BatchNorm, with
 ``f_u`` mostly orthogonal to the unit's weights and tuned to a target photo, and ``b_u`` minus
-the filter's maximum over the 1000 natural photos (see fvjax/_src/reliability/silent.py).
+the filter's maximum over the 1000 natural photos (see `fvjax.reliability.silent`).
 
 Reproduce (CPU, 2 cores, about 3 minutes when the machine is otherwise idle):
 
@@ -25,19 +25,16 @@ import math
 import os
 import time
 
+import jax
+import jax.numpy as jnp
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-import fvjax  # noqa: E402
-from fvjax._src.reliability import paths  # noqa: E402
-from fvjax._src.reliability import silent  # noqa: E402
-from fvjax.experiment import (jsonable, log, require_photos, shared_photos_dir,  # noqa: E402
+import fvjax
+from fvjax.experiment import (jsonable, log, require_photos, shared_photos_dir,
                               write_json)
+from fvjax.reliability import paths, silent
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -76,6 +73,7 @@ def prediction_check(su, original, images, batch_size=50):
 
 
 def main(argv=None):
+  matplotlib.use("Agg")  # the script only saves figures
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   ap.add_argument("--out", default=os.path.join(HERE, "results"))
   ap.add_argument("--seed", type=int, default=0)

@@ -13,7 +13,7 @@ top-activating natural photos (reported). The experiment measures flag rates on
 * class logits of the part-1 fooling circuit (permutation target; should be flagged) and
   the same class logits of the original model (should not be flagged). The fooling circuit
   needs a trained visualization detector E: it is trained here at a reduced size with
-  `fvjax._src.reliability.fooling` (``--fooled off`` skips this part).
+  `fvjax.reliability.fooling` (``--fooled off`` skips this part).
 
 Reproduce (CPU, 2 cores, about 5 minutes; most of it renders):
 
@@ -32,18 +32,16 @@ import json
 import os
 import time
 
+import jax
+import jax.numpy as jnp
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-import fvjax  # noqa: E402
-from fvjax._src.reliability import paths, silent, trust  # noqa: E402
-from fvjax.experiment import (jsonable, log, require_photos, shared_photos_dir,  # noqa: E402
+import fvjax
+from fvjax.experiment import (jsonable, log, require_photos, shared_photos_dir,
                               write_json)
+from fvjax.reliability import paths, silent, trust
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -107,7 +105,7 @@ def build_fooled(model, photos, synsets, key, sc, eval_classes, train_classes):
   """The part-1 fooling circuit (permutation target, the library's defaults: shift 100,
   k 250, offset 100) with a visualization detector E (default `Detector()`) trained here on
   snapshots of ``train_classes`` renders against the photos of the other classes."""
-  from fvjax._src.reliability import fooling as fo
+  from fvjax.reliability import fooling as fo
   steps = sc["snapshot_steps"] or [0, *fo.paper_snapshot_steps(4, sc["steps"], 15)]
   k_render, k_train = jax.random.split(key)
   log(f"fooling circuit: rendering E's training data ({len(train_classes)} classes)")
@@ -137,6 +135,7 @@ def build_fooled(model, photos, synsets, key, sc, eval_classes, train_classes):
 
 
 def main(argv=None):
+  matplotlib.use("Agg")  # the script only saves figures
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   ap.add_argument("--out", default=os.path.join(HERE, "results"))
   ap.add_argument("--seed", type=int, default=0)
@@ -209,12 +208,12 @@ def main(argv=None):
 
   if args.fooled == "train":
     try:
-      from fvjax._src.reliability import fooling  # noqa: F401
+      from fvjax.reliability import fooling  # noqa: F401
       available = hasattr(fooling, "fooled_model")
     except ImportError:
       available = False
     if not available:
-      log("HOOK: fvjax._src.reliability.fooling.fooled_model is not available; skipping")
+      log("HOOK: fvjax.reliability.fooling.fooled_model is not available; skipping")
       results["fooled"] = "skipped: fooling.fooled_model not available"
     else:
       truth = np.array([synsets.index(s) for s in photos.labels])

@@ -39,9 +39,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import common  # noqa: E402
 
 from fvjax import plot  # noqa: E402
-from fvjax._src import adversarial as adv  # noqa: E402
-from fvjax._src import digits as dg  # noqa: E402
-from fvjax._src import lipschitz as lip  # noqa: E402
+from fvjax import adversarial as adv  # noqa: E402
+from fvjax import digits as dg  # noqa: E402
+from fvjax import lipschitz as lip  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCALES = {

@@ -1,7 +1,7 @@
 """Szegedy et al. 2014, section 4.3 / Table 5: Lipschitz upper bounds per layer.
 
 For every layer of Tiny Darknet (conv + batch norm folded, LeakyReLU, max pools, the 1x1
-classifier and the global average pool) and of the digits models (`fvjax._src.digits`): the
+classifier and the global average pool) and of the digits models (`fvjax.digits`): the
 bound of each convolution from the exact singular values of the circular convolution (Sedghi
 et al. 2019, one SVD per frequency of the kernel's 2-D FFT; on the grid where the zero-padded
 layer embeds, so the bound is rigorous) and power iteration on the layer's real operator
@@ -38,9 +38,9 @@ import common  # noqa: E402
 import fvjax  # noqa: E402
 from fvjax import plot  # noqa: E402
 from fvjax.experiment import shared_photos_dir  # noqa: E402
-from fvjax._src import adversarial as adv  # noqa: E402
-from fvjax._src import digits as dg  # noqa: E402
-from fvjax._src import lipschitz as lip  # noqa: E402
+from fvjax import adversarial as adv  # noqa: E402
+from fvjax import digits as dg  # noqa: E402
+from fvjax import lipschitz as lip  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PHOTOS = str(shared_photos_dir())

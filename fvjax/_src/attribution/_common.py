@@ -1,4 +1,4 @@
-"""Shared helpers of `fvjax.attribution`: input checks, class scores, batching, blur."""
+"""Shared helpers of `fvjax.attribution`: input checks, class scores, blur."""
 
 from __future__ import annotations
 
@@ -83,21 +83,6 @@ def class_scores(apply: Callable, params: Any, images: jax.Array, classes: jax.A
   elif score == "log_probability":
     logits = jax.nn.log_softmax(logits, axis=-1)
   return jnp.take_along_axis(logits, classes[:, None], axis=-1)[:, 0]
-
-
-def map_batches(fn: Callable, arrays: Sequence[Any], batch_size: int) -> Any:
-  """``fn`` on chunks of ``batch_size`` along axis 0 of every array, concatenated; the last
-  chunk is padded (by repeating its last row) so every call has the same shape."""
-  n = len(arrays[0])
-  size = min(batch_size, n)
-  outs = []
-  for start in range(0, n, size):
-    chunk = [a[start:start + size] for a in arrays]
-    real = len(chunk[0])
-    if real < size:
-      chunk = [jnp.concatenate([c, jnp.repeat(c[-1:], size - real, axis=0)]) for c in chunk]
-    outs.append(jax.tree.map(lambda x: np.asarray(x)[:real], fn(*chunk)))
-  return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
 
 
 @functools.lru_cache(maxsize=64)

@@ -12,6 +12,7 @@ import numpy as np
 from scipy import stats
 
 from fvjax._src.attribution import _common
+from fvjax._src.batching import map_batches
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
 
@@ -114,8 +115,8 @@ def deletion_game(model: Model, images: Any, target: Any, maps: Any, *,
   boxes = bounding_boxes(maps, thresholds)
   blurred, s0, sb = _base_scores(model, images, classes, float(blur_sigma), score)
   scores = np.stack([
-      _common.map_batches(lambda b, image=image, blur=blur, cls=cls: _box_scores(
-          model, image, blur, cls, b, score), (jnp.asarray(box),), batch_size)
+      map_batches(lambda b, image=image, blur=blur, cls=cls: _box_scores(
+          model, image, blur, cls, b, score), jnp.asarray(box), batch_size=batch_size)
       for image, blur, cls, box in zip(images, blurred, classes, boxes)])
   s0, sb = np.asarray(s0), np.asarray(sb)
   normalized = (scores - sb[:, None]) / (s0 - sb)[:, None]

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fvjax._src.attribution import _common
+from fvjax._src.batching import map_batches
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
 
@@ -105,15 +106,15 @@ def occlusion_grid(model: Model, images: Any, target: Any, *, window: int = 32,
   h, w = images.shape[1:3]
   tops, lefts = positions(h, window, stride), positions(w, window, stride)
   grid_t, grid_l = (a.ravel() for a in np.meshgrid(tops, lefts, indexing="ij"))
-  base = _common.map_batches(
+  base = map_batches(
       lambda x, c: _common.class_scores(model.apply, model.params, x, c, score),
-      (images, classes), batch_size)
+      images, classes, batch_size=batch_size)
   drops = []
   for image, cls, fill_rgb, s0 in zip(images, classes, fills, base):
-    scores = _common.map_batches(
+    scores = map_batches(
         lambda t, l, image=image, cls=cls, fill_rgb=fill_rgb: _occluded_scores(
             model, image, cls, fill_rgb, t, l, window=window, score=score),
-        (jnp.asarray(grid_t), jnp.asarray(grid_l)), batch_size)
+        jnp.asarray(grid_t), jnp.asarray(grid_l), batch_size=batch_size)
     drops.append((s0 - scores).reshape(len(tops), len(lefts)))
   return OcclusionResult(np.stack(drops), tops, lefts, np.asarray(base))
 

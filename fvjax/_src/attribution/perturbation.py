@@ -36,6 +36,7 @@ import optax
 from tqdm.auto import tqdm
 
 from fvjax._src.attribution import _common
+from fvjax._src.batching import map_batches
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
 
@@ -78,8 +79,13 @@ class _Setting(NamedTuple):
   noise_sd: float
   jitter: int
   score: str
-  optimizer: Any
+  learning_rate: float
   penalties: str
+
+  @property
+  def optimizer(self) -> optax.GradientTransformation:
+    """Adam at ``learning_rate`` (built where it is used: no cached optimizer object)."""
+    return optax.adam(self.learning_rate)
 
 
 def upsample_mask(small: jax.Array, size: tuple[int, int], smooth: float) -> jax.Array:
@@ -243,7 +249,7 @@ def meaningful_perturbation(key: jax.Array, model: Model, images: Any, target: A
   classes = _common.check_targets(model, target, len(images), "meaningful_perturbation")
   setting = _Setting(game, perturbation, float(l1), float(tv), float(beta), int(mask_size),
                      float(mask_smooth), float(blur_sigma), float(noise_sd), int(jitter), score,
-                     _adam(float(learning_rate)), penalties)
+                     float(learning_rate), penalties)
   keys = jax.random.split(key, len(images))
   chunk = _chunk(steps)
   bar = tqdm(total=steps * len(images), desc="meaningful perturbation", unit="step",
@@ -262,15 +268,11 @@ def meaningful_perturbation(key: jax.Array, model: Model, images: Any, target: A
     return state[0], masks, scores, jnp.concatenate(traces, axis=1)
 
   with bar:
-    small, masks, scores, trace = _common.map_batches(run, (images, classes, keys), batch_size)
+    small, masks, scores, trace = map_batches(run, images, classes, keys,
+                                              batch_size=batch_size)
   saliency = 1.0 - masks if game == "deletion" else masks
   return PerturbationResult(masks, saliency, small, scores[:, 0], scores[:, 1], scores[:, 2],
                             trace)
-
-
-@functools.lru_cache(maxsize=16)
-def _adam(learning_rate: float):
-  return optax.adam(learning_rate)
 
 
 def _chunk(steps: int) -> int:

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fvjax._src.attribution import _common
+from fvjax._src.batching import map_batches
 from fvjax._src.attribution.guided import RULES, with_backward_rule
 from fvjax._src.model import Model
 
@@ -66,8 +67,8 @@ def backprop(model: Model, images: Any, target: Any, *, rule: str = "gradient",
   classes = _common.check_targets(model, target, len(images), "backprop")
   if rule != "gradient":
     model = with_backward_rule(model, rule)
-  return _common.map_batches(lambda x, c: _grad(model, x, c, score), (images, classes),
-                             batch_size)
+  return map_batches(lambda x, c: _grad(model, x, c, score), images, classes,
+                     batch_size=batch_size)
 
 
 def gradient(model: Model, images: Any, target: Any, *, score: str = "logit",

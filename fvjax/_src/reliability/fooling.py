@@ -54,6 +54,7 @@ from tqdm.auto import tqdm
 
 from fvjax._src import objectives as objectives_lib
 from fvjax._src import transforms as transforms_lib
+from fvjax._src.batching import map_batches
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
 from fvjax._src.render import render
@@ -510,10 +511,8 @@ def detector_logits(variables: Any, images: np.ndarray, *, detector: Detector | 
   """E's logits ``[N]`` for ``images`` ``[N, H, W, 3]`` in [0, 1] (``> 0``: visualization)."""
   detector = detector or Detector()
   images = np.asarray(images, np.float32)
-  out = [np.asarray(_detector_apply(variables, jnp.asarray(images[i:i + batch]),
-                                    detector=detector))
-         for i in range(0, len(images), batch)]
-  return np.concatenate(out) if out else np.zeros(0, np.float32)
+  return map_batches(lambda x: _detector_apply(variables, x, detector=detector), images,
+                     batch_size=batch)
 
 
 def detector_report(variables: Any, natural: np.ndarray, synthetic: np.ndarray,
@@ -553,11 +552,8 @@ def classify(model: Model, images: np.ndarray, *, batch: int = 50,
              progress: bool = False) -> np.ndarray:
   """``model``'s logits ``[N, num_classes]`` for ``images`` ``[N, H, W, 3]`` in [0, 1]."""
   images = np.asarray(images, np.float32)
-  starts = range(0, len(images), batch)
-  out = [np.asarray(_logits(model, jnp.asarray(images[i:i + batch])))
-         for i in tqdm(starts, desc=f"classify ({model.name})", disable=not progress,
-                       leave=False)]
-  return np.concatenate(out)
+  return map_batches(lambda x: _logits(model, x), images, batch_size=batch, progress=progress,
+                     desc=f"classify ({model.name})")
 
 
 def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int = 1) -> float:

@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 from scipy import stats
-from tqdm.auto import tqdm
 
+from fvjax._src.batching import map_batches
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
 
@@ -97,20 +97,11 @@ def layer_activations(model: Model, images, layers: Sequence[str], *, how: str =
     return _reduced_jit(model.apply, frozen, params, x)
 
   images = np.asarray(images, np.float32)
-  n = len(images)
-  if n == 0:
+  if len(images) == 0:
     raise FvjaxError("no images given")
-  bs = min(batch_size, n)
-  out: dict[str, list] = {k: [] for k in specs}
-  for start in tqdm(range(0, n, bs), desc="activations", disable=not progress, leave=False):
-    chunk = images[start:start + bs]
-    keep = len(chunk)
-    if keep < bs:
-      chunk = np.concatenate([chunk, np.repeat(chunk[-1:], bs - keep, axis=0)])
-    res = run(model.params, jnp.asarray(chunk))
-    for k in specs:
-      out[k].append(np.asarray(res[k])[:keep])
-  return {k: np.concatenate(v).astype(np.float32) for k, v in out.items()}
+  out = map_batches(lambda x: run(model.params, x), images, batch_size=batch_size,
+                    progress=progress, desc="activations")
+  return {k: v.astype(np.float32) for k, v in out.items()}
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))

@@ -46,8 +46,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
+from fvjax._src.batching import map_batches
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
 
@@ -88,31 +88,30 @@ def _capture(model: Model, layer: str, params, images):
   return x, module
 
 
-_CONV_MODULES: dict = {}
-
-
 def _check_conv(model: Model, layer: str):
-  """The unbound convolution module at ``layer`` (its padding, strides, dilation)."""
+  """The unbound convolution module at ``layer`` (its padding, strides, dilation).
+
+  Found by tracing ``model`` once (`jax.eval_shape`, nothing runs). Unbound Flax modules
+  compare and hash by their settings, so the module found on every call is an equal static
+  argument of the jitted helpers below and reuses their compilations.
+  """
   model.layer_shape(layer)
-  key = (model.apply, layer)
-  if key not in _CONV_MODULES:
-    size = max(model.min_size, 16)
-    shape = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
-    found = {}
+  size = max(model.min_size, 16)
+  shape = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
+  found = {}
 
-    def probe(params, images):
-      x, module = _capture(model, layer, params, images)
-      found["module"] = module
-      return x
+  def probe(params, images):
+    x, module = _capture(model, layer, params, images)
+    found["module"] = module
+    return x
 
-    jax.eval_shape(probe, model.params, shape)
-    module = found["module"]
-    if not isinstance(module, nn.Conv):
-      raise FvjaxError(f"layer {layer!r} of model {model.name!r} is a "
-                       f"{type(module).__name__}, not a convolution (flax.linen.Conv); "
-                       "choose a conv2d_* layer")
-    _CONV_MODULES[key] = module.clone(parent=None)
-  return _CONV_MODULES[key]
+  jax.eval_shape(probe, model.params, shape)
+  module = found["module"]
+  if not isinstance(module, nn.Conv):
+    raise FvjaxError(f"layer {layer!r} of model {model.name!r} is a "
+                     f"{type(module).__name__}, not a convolution (flax.linen.Conv); "
+                     "choose a conv2d_* layer")
+  return module.clone(parent=None)
 
 
 # Compiled once per (model function, layer, conv settings) and input shape.
@@ -135,14 +134,16 @@ def _branch_max_images_jit(apply, layer, module, params, filters, bias, images):
 
 @functools.partial(jax.jit, static_argnums=(0,))
 def _patch_sum_jit(module, x):
-  """Sum over images and positions of the ``[kh, kw, cin]`` input patches of ``x``."""
+  """Per image, the sum over positions of the ``[kh, kw, cin]`` input patches of ``x``
+  ``[N, h, w, cin]``: ``[N, kh, kw, cin]``."""
   one = module.clone(features=1, use_bias=False)
   kh, kw = module.kernel_size
 
-  def summed(kernel):
-    return jnp.sum(one.apply({"params": {"kernel": kernel}}, x))
+  def summed(kernel, image):
+    return jnp.sum(one.apply({"params": {"kernel": kernel}}, image[None]))
 
-  return jax.grad(summed)(jnp.zeros((kh, kw, x.shape[-1], 1), x.dtype))[..., 0]
+  zero = jnp.zeros((kh, kw, x.shape[-1], 1), x.dtype)
+  return jax.vmap(jax.grad(summed), in_axes=(None, 0))(zero, x)[..., 0]
 
 
 def conv_kernel(model: Model, layer: str) -> jax.Array:
@@ -182,19 +183,11 @@ def conv_module_input(model: Model, layer: str, images, *, batch_size: int = 50,
 
 
 def _batched(fn, images, batch_size: int, progress: bool, desc: str) -> np.ndarray:
-  """Apply ``fn`` to equal-size batches (the last one padded) and concatenate."""
+  """`map_batches` of ``fn`` over ``images`` (float32), which must not be empty."""
   images = np.asarray(images, np.float32)
-  n = len(images)
-  if n == 0:
+  if len(images) == 0:
     raise FvjaxError("no images given")
-  out = []
-  for start in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, leave=False):
-    chunk = images[start:start + batch_size]
-    pad = batch_size - len(chunk) if n > batch_size else 0
-    if pad:
-      chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-    out.append(np.asarray(fn(jnp.asarray(chunk)))[:len(chunk) - pad])
-  return np.concatenate(out)
+  return map_batches(fn, images, batch_size=batch_size, progress=progress, desc=desc)
 
 
 # -- the filters --------------------------------------------------------------------------
@@ -217,9 +210,9 @@ def target_filter(model: Model, layer: str, target_images, reference_images=None
     if x is None:
       x = conv_module_input(model, layer, images, batch_size=batch_size)
     x = np.asarray(x, np.float32)
-    total = sum(_patch_sum_jit(module, jnp.asarray(x[i:i + batch_size]))
-                for i in range(0, len(x), batch_size))
-    return total / (len(x) * x.shape[1] * x.shape[2])
+    per_image = map_batches(lambda b: _patch_sum_jit(module, b), x, batch_size=batch_size)
+    return jnp.asarray(per_image.sum(axis=0, dtype=np.float64) /
+                       (len(x) * x.shape[1] * x.shape[2]), jnp.float32)
 
   g = mean_patch(target_images)
   if reference_images is not None or reference_inputs is not None:
