@@ -1,7 +1,7 @@
 """fvjax: optimization-based interpretability of vision models in JAX."""
 
-from fvjax import (adversarial, attribution, data, experiment, lipschitz, objectives, optvis, param, pytree, plot,
-                   presets, reliability, transforms, zoo)
+from fvjax import (adversarial, attribution, data, digits, experiment, lipschitz, objectives,
+                   optvis, param, plot, presets, pytree, reliability, transforms, zoo)
 from fvjax._src.compiles import CompileLog, count_compiles
 from fvjax._src.dataset_examples import DatasetExamples, Examples, dataset_examples
 from fvjax._src.errors import FvjaxError
@@ -15,6 +15,7 @@ __all__ = [
     "Model", "render", "RenderResult", "RenderDiverged", "FvjaxError",
     "count_compiles", "CompileLog",
     "sweep", "SweepResult", "grid_settings", "dataset_examples", "DatasetExamples", "Examples",
-    "objectives", "optvis", "param", "pytree", "presets", "transforms", "zoo", "data", "plot", "experiment",
-    "attribution", "reliability", "adversarial", "lipschitz",
+    "objectives", "optvis", "param", "pytree", "presets", "transforms", "zoo", "data", "plot",
+    "experiment",
+    "attribution", "digits", "reliability", "adversarial", "lipschitz",
 ]
