@@ -1,14 +1,12 @@
-"""Write notebooks/attribution.ipynb from the cell sources below (run after editing them).
+"""Build notebooks/attribution.ipynb from the cell sources below and execute it, saving its
+outputs (the same writer and options as build_notebooks.py):
 
-    python notebooks/build_attribution_notebook.py
+    python notebooks/build_attribution_notebook.py    # FVJAX_NOTEBOOK_FAST=1 sizes (what CI runs)
+    python notebooks/build_attribution_notebook.py --full
 
-The notebook reads FVJAX_NOTEBOOK_FAST=1 to shrink sizes and steps (CI executes it so, in
-about a minute) and FVJAX_PHOTOS for the photo folder (default
-../../shared/data/imagenet-sample, relative to notebooks/); the photo cells are skipped when
-the folder is absent. To execute it here:
-
-    cd notebooks && FVJAX_NOTEBOOK_FAST=1 python -c "import nbformat, nbclient; \
-nb = nbformat.read('attribution.ipynb', 4); nbclient.NotebookClient(nb, timeout=600).execute()"
+The notebook reads FVJAX_NOTEBOOK_FAST=1 to shrink sizes and steps and FVJAX_PHOTOS for the
+photo folder (default ../../shared/data/imagenet-sample, relative to notebooks/); the photo
+cells are skipped when the folder is absent.
 """
 
 import os
@@ -34,7 +32,9 @@ Which pixels does a classifier's decision depend on? This notebook runs the meth
   **cascading-randomisation sanity check** (Adebayo et al. 2018);
 * views: first-layer filters, activation maps of a layer, saliency overlays.
 
-Set `FVJAX_NOTEBOOK_FAST=1` to run it in about a minute (small images, few steps): CI does so."""),
+Set `FVJAX_NOTEBOOK_FAST=1` to run it in about a minute (small images, few steps): CI does so, and
+so were the outputs saved here made (`python notebooks/build_attribution_notebook.py`). Every view
+of `fvjax.attribution` writes a PNG when given a path and returns a matplotlib figure without one."""),
     ("code", """import os
 import jax, jax.numpy as jnp, numpy as np
 import matplotlib.pyplot as plt
@@ -48,15 +48,10 @@ CLASS_STEPS = 5 if FAST else 200
 PHOTOS = os.environ.get("FVJAX_PHOTOS", "../../shared/data/imagenet-sample")
 FILES = ["n01443537_goldfish.jpg", "n02099601_golden_retriever.jpg",
          "n03417042_garbage_truck.jpg", "n07749582_lemon.jpg"][: 2 if FAST else 4]
-key = jax.random.key(0)
-
-def show_png(path, width=12):
-    img = plt.imread(path)
-    plt.figure(figsize=(width, width * img.shape[0] / img.shape[1]))
-    plt.imshow(img); plt.axis("off"); plt.show()"""),
+key = jax.random.key(0)"""),
     ("md", "## The model and its first-layer filters\n`fvjax.zoo.load` returns a `fvjax.Model`: a pure function from images in [0, 1] to a dict of named activations, plus `logits`."),
-    ("code", """model = fvjax.zoo.load("tiny-darknet")
-show_png(A.filter_grid(model, "filters.png"), width=5)"""),
+    ("plot", """model = fvjax.zoo.load("tiny-darknet")
+A.filter_grid(model)"""),
     ("md", "## Photos\nA few shared photos and their class indices in the model's order (the vendored labels file maps synsets to indices)."),
     ("code", """labels_tsv = os.path.join(os.path.dirname(fvjax.__file__), "weights", "tiny_darknet_labels.tsv")
 with open(labels_tsv) as f:
@@ -75,7 +70,7 @@ else:
     ("md", """## Backpropagation maps
 `saliency` is the max over colour of |d logit / d x|; `guided_backprop` and `deconvnet` replace the
 rectifiers' backward rule (`A.with_backward_rule(model, "guided")` returns such a model)."""),
-    ("code", """if have_photos:
+    ("plot-photos", """if have_photos:
     maps = {
         "gradient": A.saliency(model, x, classes),
         "gradient x input": A.gradient_x_input(model, x, classes),
@@ -83,8 +78,8 @@ rectifiers' backward rule (`A.with_backward_rule(model, "guided")` returns such 
         "deconvnet": A.deconvnet(model, x, classes),
         "occlusion": A.occlusion(model, x, classes, window=SIZE // 7, stride=SIZE // 14),
     }
-    show_png(A.attribution_panel(x, maps, "panel.png", labels=names))
-    show_png(A.attribution_panel(x, maps, "panel_overlay.png", labels=names, overlay_maps=True))"""),
+    display(A.attribution_panel(x, maps, labels=names))
+    display(A.attribution_panel(x, maps, labels=names, overlay_maps=True))"""),
     ("md", """## Guided backprop on your own linen model
 Nothing in the model needs to change: the traced program is rewritten, whatever module or
 function produced the ReLUs (`nn.relu`, `jax.nn.leaky_relu`, `jnp.maximum(x, 0)`)."""),
@@ -110,7 +105,7 @@ The deletion game learns the smallest blurred region that kills the class probab
 preservation game the smallest region that keeps it. Library defaults are the paper's settings
 (28x28 mask upsampled to the image and smoothed, lambda1 = 1e-4, lambda2 = 1e-2, beta = 3, blur
 sigma 10, jitter 4, Adam 0.1, 300 steps); images are optimised together, vmapped."""),
-    ("code", """if have_photos:
+    ("plot-photos", """if have_photos:
     mask_size = 28 if SIZE >= 28 else SIZE
     deletion = A.meaningful_perturbation(key, model, x, classes, steps=MASK_STEPS, mask_size=mask_size)
     preservation = A.meaningful_perturbation(key, model, x, classes, game="preservation", steps=MASK_STEPS,
@@ -123,9 +118,9 @@ sigma 10, jitter 4, Adam 0.1, 300 steps); images are optimised together, vmapped
     shown = {"deleted (1 - m)": deletion.saliency,
              "what the model saw": np.asarray(A.perturb(x, deletion.masks, blurred)),
              "kept (m)": preservation.saliency}
-    show_png(A.attribution_panel(x, shown, "masks.png", labels=names), width=8)"""),
-    ("md", "## Class model visualisation\nMaximise the class logit minus lambda ||I||^2 from the mean image (Simonyan et al.); blur and small-norm clipping (Yosinski et al.) are options."),
-    ("code", """targets = [1, 200, 950]  # class indices in the model's order
+    display(A.attribution_panel(x, shown, labels=names))"""),
+    ("md", "## Class model visualisation\nMaximise the class logit minus lambda ||I||^2 from the mean image (Simonyan et al.); blur and small-norm clipping (Yosinski et al.) are options. Importing fvjax leaves matplotlib's backend alone, so pyplot figures show as usual."),
+    ("plot", """targets = [1, 200, 950]  # class indices in the model's order
 plain = A.class_model(model, targets, size=SIZE, steps=CLASS_STEPS)
 regular = A.class_model(model, targets, size=SIZE, steps=CLASS_STEPS, blur_every=4, norm_percentile=20)
 print("logits before:", plain.initial.round(2), "after:", plain.scores.round(1), "regularised:", regular.scores.round(1))
@@ -146,16 +141,16 @@ box that brings the normalised probability (s - s_blur) / (s0 - s_blur) to 0.01 
     ("md", """## Sanity check: cascading randomisation
 Randomise the layers from the top down and compare each method's maps with the trained model's
 (Spearman rank correlation of |map|). Maps that barely change explain the image, not the model."""),
-    ("code", """if have_photos:
+    ("plot-photos", """if have_photos:
     stages = A.cascading_randomization(jax.random.key(3), model)
     stages = stages[:: 5 if FAST else 1]
     methods = {"gradient": A.saliency, "guided backprop": A.guided_backprop, "gradient x input": A.gradient_x_input}
     corr = {name: [1.0] + [A.rank_correlation(maps[name], fn(m, x, classes)).mean() for _, m in stages]
             for name, fn in methods.items()}
-    show_png(A.sanity_curves(corr, ["original"] + [n for n, _ in stages], "sanity.png"), width=7)"""),
+    display(A.sanity_curves(corr, ["original"] + [n for n, _ in stages]))"""),
     ("md", "## Activation maps of one layer\nEvery channel of a layer for one photo."),
-    ("code", """image = x[0] if have_photos else np.full((SIZE, SIZE, 3), 0.5, np.float32)
-show_png(A.activation_grid(model, image, "leaky_re_lu_2", "activations.png"), width=8)"""),
+    ("plot", """image = x[0] if have_photos else np.full((SIZE, SIZE, 3), 0.5, np.float32)
+A.activation_grid(model, image, "leaky_re_lu_2")"""),
 ]
 
 

@@ -1,22 +1,62 @@
-"""Pictures of results: labelled image grids saved as PNG (matplotlib, Agg backend)."""
+"""Pictures of results: labelled image grids, as PNG files or as figures.
+
+Every function builds a `matplotlib.figure.Figure` directly (no pyplot, no backend switch:
+importing fvjax leaves matplotlib's backend as it was). Given a ``path`` it writes a PNG there
+and returns the path; with ``path=None`` it returns the figure, which Jupyter shows as an
+image (`Figure._repr_png_`).
+"""
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from typing import Sequence
 
-import matplotlib
+import matplotlib.figure
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+DPI = 100
 
 
-def image_grid(images: np.ndarray, path: str, *, labels: Sequence[str] | None = None,
-               ncols: int | None = None, title: str | None = None, tile_inches: float = 1.6,
-               cmap: str | None = None, label_fontsize: float = 7) -> str:
-  """Save ``images`` as a grid PNG, one labelled tile each.
+class Figure(matplotlib.figure.Figure):
+  """A `matplotlib.figure.Figure` that IPython shows as a PNG (what ``savefig`` writes),
+  whatever the matplotlib backend and whether or not pyplot was imported."""
+
+  def _repr_png_(self) -> bytes:
+    buffer = io.BytesIO()
+    self.savefig(buffer, format="png", dpi=self.dpi)
+    return buffer.getvalue()
+
+
+def figure(figsize: tuple[float, float], dpi: float = DPI) -> Figure:
+  """A new figure, not registered with pyplot (nothing to close; garbage collected)."""
+  return Figure(figsize=figsize, dpi=dpi)
+
+
+def _subplots(nrows: int, ncols: int, figsize: tuple[float, float], **kwargs):
+  fig = figure(figsize)
+  return fig, fig.subplots(nrows, ncols, squeeze=False, **kwargs)
+
+
+def _save(fig: Figure, path: str | None, *, layout: bool = True) -> str | Figure:
+  """Write ``fig`` to ``path`` (PNG; folders are created) and return the path, or return the
+  figure when ``path`` is None."""
+  if layout:
+    fig.tight_layout()
+  if path is None:
+    return fig
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path, dpi=fig.dpi)
+  return path
+
+
+def image_grid(images: np.ndarray, path: str | None = None, *,
+               labels: Sequence[str] | None = None, ncols: int | None = None,
+               title: str | None = None, tile_inches: float = 1.6, cmap: str | None = None,
+               label_fontsize: float = 7) -> str | Figure:
+  """``images`` as a grid, one labelled tile each: a PNG at ``path`` (returns the path), or
+  the figure when ``path`` is None.
 
   ``images``: ``[N, H, W, 3]`` in [0, 1] (clipped), or with ``cmap`` single-channel maps
   ``[N, H, W]`` of any range, each tile on its own colour scale.
@@ -27,8 +67,7 @@ def image_grid(images: np.ndarray, path: str, *, labels: Sequence[str] | None = 
   n = len(images)
   ncols = ncols or min(n, max(1, math.ceil(math.sqrt(n))))
   nrows = math.ceil(n / ncols)
-  fig, axes = plt.subplots(nrows, ncols, figsize=(tile_inches * ncols, tile_inches * nrows + 0.4),
-                           squeeze=False)
+  fig, axes = _subplots(nrows, ncols, (tile_inches * ncols, tile_inches * nrows + 0.4))
   for i, ax in enumerate(axes.flat):
     ax.axis("off")
     if i < n:
@@ -40,8 +79,9 @@ def image_grid(images: np.ndarray, path: str, *, labels: Sequence[str] | None = 
   return _save(fig, path)
 
 
-def snapshot_strip(snapshots: dict[int, np.ndarray], path: str, *,
-                   labels: Sequence[str] | None = None, tile_inches: float = 1.6) -> str:
+def snapshot_strip(snapshots: dict[int, np.ndarray], path: str | None = None, *,
+                   labels: Sequence[str] | None = None,
+                   tile_inches: float = 1.6) -> str | Figure:
   """One row per unit, one column per snapshot step (e.g. 32 / 128 / 512).
 
   ``snapshots``: step -> images ``[K, H, W, 3]`` (or ``[K, B, H, W, 3]``: the first image of
@@ -51,8 +91,7 @@ def snapshot_strip(snapshots: dict[int, np.ndarray], path: str, *,
   stacks = [np.asarray(snapshots[s]) for s in steps]
   stacks = [s[:, 0] if s.ndim == 5 else s for s in stacks]
   k = len(stacks[0])
-  fig, axes = plt.subplots(k, len(steps), figsize=(tile_inches * len(steps), tile_inches * k),
-                           squeeze=False)
+  fig, axes = _subplots(k, len(steps), (tile_inches * len(steps), tile_inches * k))
   for row in range(k):
     for col, step in enumerate(steps):
       ax = axes[row, col]
@@ -66,12 +105,11 @@ def snapshot_strip(snapshots: dict[int, np.ndarray], path: str, *,
   return _save(fig, path)
 
 
-def interpolation_strip(images: np.ndarray, path: str, *, start: str = "", end: str = "",
-                        tile_inches: float = 1.4) -> str:
+def interpolation_strip(images: np.ndarray, path: str | None = None, *, start: str = "",
+                        end: str = "", tile_inches: float = 1.4) -> str | Figure:
   """A row of ``images [B, H, W, 3]`` interpolating from ``start`` to ``end`` (labels)."""
   images = np.asarray(images)
-  fig, axes = plt.subplots(1, len(images), figsize=(tile_inches * len(images), tile_inches + 0.3),
-                           squeeze=False)
+  fig, axes = _subplots(1, len(images), (tile_inches * len(images), tile_inches + 0.3))
   for i, ax in enumerate(axes[0]):
     ax.imshow(np.clip(images[i], 0, 1), interpolation="nearest")
     ax.axis("off")
@@ -80,11 +118,12 @@ def interpolation_strip(images: np.ndarray, path: str, *, start: str = "", end: 
   return _save(fig, path)
 
 
-def objective_curves(traces: dict[str, np.ndarray], path: str, *, title: str = "",
-                     ylabel: str = "objective") -> str:
+def objective_curves(traces: dict[str, np.ndarray], path: str | None = None, *,
+                     title: str = "", ylabel: str = "objective") -> str | Figure:
   """Objective per step: ``traces`` maps a name to ``[steps]`` (or ``[K, steps]``, mean
   with the min-max band)."""
-  fig, ax = plt.subplots(figsize=(5, 3.2))
+  fig = figure((5, 3.2))
+  ax = fig.subplots()
   for name, trace in traces.items():
     trace = np.atleast_2d(np.asarray(trace))
     steps = np.arange(1, trace.shape[1] + 1)
@@ -97,11 +136,3 @@ def objective_curves(traces: dict[str, np.ndarray], path: str, *, title: str = "
   ax.legend(fontsize=8)
   ax.grid(alpha=0.3)
   return _save(fig, path)
-
-
-def _save(fig, path: str) -> str:
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path

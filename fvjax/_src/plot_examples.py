@@ -2,32 +2,29 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from typing import Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from fvjax._src.dataset_examples import DatasetExamples  # noqa: E402
-from fvjax._src.errors import FvjaxError  # noqa: E402
+from fvjax._src.dataset_examples import DatasetExamples
+from fvjax._src.errors import FvjaxError
+from fvjax._src.plot import Figure, _save, figure
 
 
 def dataset_examples_panel(visualizations: np.ndarray | None, examples: DatasetExamples,
-                           path: str, *, labels: Sequence[str] | None = None,
+                           path: str | None = None, *, labels: Sequence[str] | None = None,
                            title: str | None = None, scores: bool = True,
-                           tile_inches: float = 1.1, dpi: int = 100) -> str:
-  """Save one row per unit: its optimized visualization, its top-k dataset examples and (when
-  ``examples.bottom`` is set) its bottom-k examples, as a PNG; returns ``path``.
+                           tile_inches: float = 1.1, dpi: int = 100) -> str | Figure:
+  """One row per unit: its optimized visualization, its top-k dataset examples and (when
+  ``examples.bottom`` is set) its bottom-k examples, saved as a PNG at ``path`` (returns
+  ``path``), or the figure when ``path`` is None.
 
   Args:
     visualizations: ``[K, H, W, 3]`` in [0, 1] (e.g. ``fvjax.render(...).images``; the first
       image of each unit is shown for ``[K, B, H, W, 3]``), or None for examples only.
     examples: what `fvjax.dataset_examples` returned for the same K units.
-    path: the PNG file to write (folders are created).
+    path: the PNG file to write (folders are created); None returns the figure.
     labels: a row label per unit; default ``examples.units``.
     title: a figure title.
     scores: print each example's score under it.
@@ -60,7 +57,7 @@ def dataset_examples_panel(visualizations: np.ndarray | None, examples: DatasetE
   width = tile_inches * sum(widths) + 0.6
   title_lines = textwrap.wrap(title, width=max(20, int(width * 13))) if title else []
   head = 0.35 + 0.17 * len(title_lines)
-  fig = plt.figure(figsize=(width, tile_inches * (1 + text) * count + head + 0.2))
+  fig = figure((width, tile_inches * (1 + text) * count + head + 0.2), dpi=dpi)
   grid = fig.add_gridspec(count, len(widths), width_ratios=widths, wspace=0.05,
                           hspace=0.08 + 1.1 * text, left=0.5 / width, right=0.995,
                           top=1 - head / fig.get_figheight(),
@@ -94,7 +91,4 @@ def dataset_examples_panel(visualizations: np.ndarray | None, examples: DatasetE
   if title_lines:
     fig.suptitle("\n".join(title_lines), fontsize=9, y=1 - 0.05 / fig.get_figheight(),
                  va="top")
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.savefig(path, dpi=dpi)
-  plt.close(fig)
-  return path
+  return _save(fig, path, layout=False)

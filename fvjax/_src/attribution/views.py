@@ -1,20 +1,22 @@
 """Views for attribution: first-layer filters, activation maps, saliency overlays, the
-methods panel, sanity-check curves and deletion-area bars (PNG via matplotlib, Agg)."""
+methods panel, sanity-check curves and deletion-area bars.
+
+Each view writes a PNG at ``path`` and returns the path, or returns a
+`matplotlib.figure.Figure` (shown as an image in Jupyter) when ``path`` is None; none of them
+uses pyplot or changes matplotlib's backend (see `fvjax._src.plot`).
+"""
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
 import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from fvjax._src.attribution import _common  # noqa: E402
-from fvjax._src.errors import FvjaxError  # noqa: E402
-from fvjax._src.model import Model  # noqa: E402
-from fvjax._src.plot import _save, image_grid  # noqa: E402
+from fvjax._src.attribution import _common
+from fvjax._src.errors import FvjaxError
+from fvjax._src.model import Model
+from fvjax._src.plot import Figure, _save, _subplots, figure, image_grid
 
 
 def _find_kernel(params: Any, layer: str | None):
@@ -44,10 +46,11 @@ def first_layer_filters(model: Model, layer: str | None = None) -> np.ndarray:
   return 0.5 + 0.5 * filters / max(float(np.abs(filters).max()), 1e-12)
 
 
-def filter_grid(model: Model, path: str, *, layer: str | None = None,
+def filter_grid(model: Model, path: str | None = None, *, layer: str | None = None,
                 ncols: int | None = None, title: str | None = None,
-                tile_inches: float = 0.9) -> str:
-  """Save the first-layer filters (see `first_layer_filters`) as a grid PNG."""
+                tile_inches: float = 0.9) -> str | Figure:
+  """The first-layer filters (see `first_layer_filters`) as a grid: a PNG at ``path``, or the
+  figure when ``path`` is None."""
   filters = first_layer_filters(model, layer)
   return image_grid(filters, path, labels=[str(i) for i in range(len(filters))], ncols=ncols,
                     tile_inches=tile_inches, label_fontsize=6,
@@ -55,11 +58,12 @@ def filter_grid(model: Model, path: str, *, layer: str | None = None,
                                    f"({filters.shape[1]}x{filters.shape[2]})")
 
 
-def activation_grid(model: Model, image: Any, layer: str, path: str, *,
+def activation_grid(model: Model, image: Any, layer: str, path: str | None = None, *,
                     ncols: int | None = None, title: str | None = None,
-                    cmap: str = "viridis", tile_inches: float = 1.0) -> str:
-  """Save the activation map of every channel of ``layer`` for one ``image`` ``[H, W, 3]``
-  in [0, 1] as a grid PNG (each channel on its own colour scale, its max in the title)."""
+                    cmap: str = "viridis", tile_inches: float = 1.0) -> str | Figure:
+  """The activation map of every channel of ``layer`` for one ``image`` ``[H, W, 3]`` in
+  [0, 1] as a grid (each channel on its own colour scale, its max in the title): a PNG at
+  ``path``, or the figure when ``path`` is None."""
   shape = model.layer_shape(layer)
   if len(shape) != 3:
     raise FvjaxError(f"layer {layer!r} has activation shape {shape}; activation maps need a "
@@ -84,16 +88,17 @@ def overlay(images: Any, maps: Any, *, alpha: float = 0.6, cmap: str = "jet",
     raise FvjaxError(f"overlay needs one map per image: images {images.shape}, maps "
                      f"{maps.shape}")
   grey = images.mean(-1, keepdims=True) * np.ones(3, np.float32)
-  colours = plt.get_cmap(cmap)(maps)[..., :3]
+  colours = matplotlib.colormaps[cmap](maps)[..., :3]
   weight = alpha * maps[..., None]
   return np.clip((1 - weight) * (0.3 + 0.7 * grey) + weight * colours, 0, 1)
 
 
-def attribution_panel(images: Any, maps: Mapping[str, Any], path: str, *,
+def attribution_panel(images: Any, maps: Mapping[str, Any], path: str | None = None, *,
                       labels: Sequence[str] | None = None, overlay_maps: bool = False,
                       cmap: str = "inferno", title: str | None = None,
-                      tile_inches: float = 1.7, percentile: float = 99.5) -> str:
-  """Save a panel: one row per image, the photo first, then one column per method.
+                      tile_inches: float = 1.7, percentile: float = 99.5) -> str | Figure:
+  """A panel: one row per image, the photo first, then one column per method; a PNG at
+  ``path``, or the figure when ``path`` is None.
 
   ``maps`` maps a method name to ``[N, H, W]`` maps (higher = more important), or to
   ``[N, H, W, 3]`` images in [0, 1] shown as they are (e.g. a guided-backprop
@@ -103,8 +108,7 @@ def attribution_panel(images: Any, maps: Mapping[str, Any], path: str, *,
   images = np.asarray(images, np.float32)
   n = len(images)
   columns = ["image", *maps]
-  fig, axes = plt.subplots(n, len(columns), figsize=(tile_inches * len(columns),
-                                                     tile_inches * n + 0.5), squeeze=False)
+  fig, axes = _subplots(n, len(columns), (tile_inches * len(columns), tile_inches * n + 0.5))
   for c, name in enumerate(columns):
     if name == "image":
       shown = images
@@ -133,12 +137,15 @@ def attribution_panel(images: Any, maps: Mapping[str, Any], path: str, *,
   return _save(fig, path)
 
 
-def sanity_curves(correlations: Mapping[str, Any], stages: Sequence[str], path: str, *,
-                  title: str = "", ylabel: str = "Spearman rank correlation") -> str:
-  """Save the cascading-randomisation curves: ``correlations`` maps a method to ``[S]`` (or
+def sanity_curves(correlations: Mapping[str, Any], stages: Sequence[str],
+                  path: str | None = None, *, title: str = "",
+                  ylabel: str = "Spearman rank correlation") -> str | Figure:
+  """The cascading-randomisation curves (a PNG at ``path``, or the figure when ``path`` is
+  None): ``correlations`` maps a method to ``[S]`` (or
   ``[N, S]``: mean with a +-1 std band) rank correlations with the original maps, one per
   stage in ``stages`` (e.g. ``["original", "conv2d_16", ...]``)."""
-  fig, ax = plt.subplots(figsize=(max(5, 0.38 * len(stages) + 2), 3.6))
+  fig = figure((max(5, 0.38 * len(stages) + 2), 3.6))
+  ax = fig.subplots()
   x = np.arange(len(stages))
   for name, values in correlations.items():
     values = np.atleast_2d(np.asarray(values, np.float64))
@@ -159,11 +166,13 @@ def sanity_curves(correlations: Mapping[str, Any], stages: Sequence[str], path: 
   return _save(fig, path)
 
 
-def deletion_bars(areas: Mapping[str, Any], path: str, *, title: str = "",
-                  ylabel: str = "smallest deleted box (% of image)") -> str:
-  """Save a bar chart of the mean (+- standard error) smallest deletion box per method;
-  ``areas`` maps a method to ``[N]`` fractions in [0, 1]."""
-  fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(areas) + 1.5), 3.4))
+def deletion_bars(areas: Mapping[str, Any], path: str | None = None, *, title: str = "",
+                  ylabel: str = "smallest deleted box (% of image)") -> str | Figure:
+  """A bar chart of the mean (+- standard error) smallest deletion box per method (a PNG at
+  ``path``, or the figure when ``path`` is None); ``areas`` maps a method to ``[N]``
+  fractions in [0, 1]."""
+  fig = figure((max(4, 0.9 * len(areas) + 1.5), 3.4))
+  ax = fig.subplots()
   names = list(areas)
   values = [100 * np.asarray(areas[n], np.float64) for n in names]
   means = [v.mean() for v in values]
