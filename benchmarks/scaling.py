@@ -32,19 +32,21 @@ def measure(model, k: int, size: int, chunk: int, repeats: int) -> dict:
   settings = fvjax.optvis.broadcast(fvjax.optvis.Settings(size=size), k)
   keys = jax.random.split(jax.random.key(0), k)
   state = render_lib._init_all(keys, model, stacked, settings)
-  unroll = chunk if render_lib._unroll() else 1
+  length = render_lib._steps_per_call(chunk)  # 1 on CPU: one step per call, no loop
   start = time.perf_counter()
   with fvjax.count_compiles() as log:
-    compiled = render_lib._run_all.lower(state, model, stacked, settings, length=chunk,
-                                         unroll=unroll).compile()
+    compiled = render_lib._run_all.lower(state, model, stacked, settings,
+                                         length=length).compile()
   compile_s = time.perf_counter() - start
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops_per_chunk = float(cost.get("flops", float("nan"))) if cost else float("nan")
+  flops_per_chunk = (chunk // length) * (float(cost.get("flops", float("nan"))) if cost
+                                         else float("nan"))
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
-    state, trace = compiled(state, model, stacked, settings)
+    for _ in range(chunk // length):
+      state, trace = compiled(state, model, stacked, settings)
     jax.block_until_ready(trace)
     times.append(time.perf_counter() - start)
   per_chunk = statistics.median(times)
