@@ -23,6 +23,7 @@ custom-derivative functions are left as they are.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Callable, Sequence
 
@@ -186,9 +187,17 @@ def rewrite(fn: Callable, rule: str, activations: Sequence[str] = DEFAULT_ACTIVA
   return rewritten
 
 
-@functools.lru_cache(maxsize=32)
-def _rewritten_apply(apply: Callable, rule: str, activations: tuple[str, ...]) -> Callable:
-  return rewrite(apply, rule, activations)
+@dataclasses.dataclass(frozen=True)
+class RewrittenApply:
+  """``apply(params, images)`` with every rectifier's backward pass following ``rule``
+  (`rewrite`), compared by value (the wrapped apply, the rule, the activations): two
+  rewrites of one model are equal static structure and share one compiled program."""
+  apply: Callable
+  rule: str
+  activations: tuple[str, ...]
+
+  def __call__(self, params, images):
+    return rewrite(self.apply, self.rule, self.activations)(params, images)
 
 
 def count_rectifiers(model: Model, activations: Sequence[str] = DEFAULT_ACTIVATIONS) -> list:
@@ -225,5 +234,5 @@ def with_backward_rule(model: Model, rule: str = "guided", *,
     raise FvjaxError(f"model {model.name!r} has no rectifier ({', '.join(activations)}) to "
                      f"rewrite for the {rule!r} rule; guided backprop and deconvnet need "
                      "ReLU or LeakyReLU activations")
-  return model.replace(apply=_rewritten_apply(model.apply, rule, activations),
+  return model.replace(apply=RewrittenApply(model.apply, rule, activations),
                        name=f"{model.name}[{rule}]")
