@@ -310,7 +310,8 @@ def meaningful_perturbation(key: jax.Array, model: Model, images: Any, target: A
         model, objective, chunk_keys, unit, steps=int(steps), keep_batch=False,
         progress=progress, desc=f"meaningful perturbation, images {start + 1}..{start + real} "
                                 f"of {n}")
-    masks = jnp.asarray(result.images[..., 0])
+    # the smoothing's rounding can leave a mask of ones at 1 + 1e-7: clipped for the result
+    masks = jnp.asarray(np.clip(result.images[..., 0], 0.0, 1.0))
     final_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(chunk_keys)
     scores = _finish(model, masks, chunk_images, chunk_classes, final_keys,
                      np.float32(blur_sigma), np.float32(noise_sd), perturbation=perturbation,
