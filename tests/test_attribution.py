@@ -8,6 +8,8 @@ import pytest
 
 import fvjax
 from fvjax import attribution as A
+from fvjax._src.attribution.class_model import IMAGENET_MEAN
+from tests.conftest import SHARED_PHOTOS, needs_shared
 
 # -- tiny models ----------------------------------------------------------------------------
 SIDE = 4
@@ -170,6 +172,38 @@ def test_meaningful_perturbation_deletes_the_region_the_model_depends_on():
   assert log.count("jit(_run)") == 0 and log.count("jit(_start)") == 0, log.names
 
 
+def test_meaningful_perturbation_is_one_compiled_loop_for_every_chunk_and_number():
+  model = _patch_model(patch=(8, 16, 16, 24))
+  images = np.zeros((3, 32, 32, 3), np.float32)
+  images[:, 8:16, 16:24] = 1.0
+  kw = dict(mask_size=8, mask_smooth=1.0, jitter=1, steps=4, batch_size=2)
+  first = A.meaningful_perturbation(jax.random.key(0), model, images, 0, **kw)
+  assert first.masks.shape == (3, 32, 32) and first.small.shape == (3, 8, 8)
+  assert first.trace.shape == (3, 4)
+  assert 0.0 <= first.masks.min() and first.masks.max() <= 1.0
+  # the three images ran as two chunks of two units (the last repeats image 2): one loop
+  with fvjax.count_compiles() as log:  # other numbers reuse the compiled loop
+    A.meaningful_perturbation(jax.random.key(1), model, images, 0, learning_rate=0.05, l1=1e-3,
+                              tv=0.1, blur_sigma=3.0, init=0.9, **{**kw, "mask_smooth": 2.0})
+  assert log.count("_run_all") == 0 and log.count("_init_all") == 0, log.names
+
+
+@needs_shared
+def test_meaningful_perturbation_on_a_real_photo(tiny_darknet):
+  photo = fvjax.data.load_image(str(SHARED_PHOTOS / "n01443537_goldfish.jpg"), 64)[None]
+  cls = int(np.argmax(np.asarray(tiny_darknet(jnp.asarray(photo))["logits"])))
+  kw = dict(mask_size=8, steps=20, jitter=2)
+  deletion = A.meaningful_perturbation(jax.random.key(0), tiny_darknet, photo, cls, **kw)
+  preservation = A.meaningful_perturbation(jax.random.key(0), tiny_darknet, photo, cls,
+                                           game="preservation", **kw)
+  assert deletion.perturbed[0] < 0.5 * deletion.base[0]  # deleting the mask kills the score
+  assert deletion.reference[0] < 0.5 * deletion.base[0]
+  assert 0.0 < (1 - deletion.masks[0]).mean() < 0.9  # ... without deleting everything
+  assert deletion.trace[0, -5:].mean() < 0.5 * deletion.trace[0, :2].mean()
+  assert preservation.perturbed[0] > 0.5 * preservation.base[0]  # the kept region keeps it
+  assert preservation.masks[0].mean() < 0.9
+
+
 def test_deletion_game_finds_the_patch_box():
   model = _patch_model(patch=(8, 16, 16, 24))
   image = np.zeros((1, 32, 32, 3), np.float32)
@@ -189,6 +223,20 @@ def test_class_model_raises_its_class_score(tiny_darknet):
   assert result.images.shape == (2, 32, 32, 3)
   assert result.images.min() >= 0 and result.images.max() <= 1
   assert np.all(np.diff(result.trace, axis=1).mean(axis=1) > 0)
+  np.testing.assert_allclose(result.trace[:, 0], result.initial, rtol=1e-4, atol=1e-4)
+
+
+def test_class_model_regularisers_and_one_compiled_loop(tiny_darknet):
+  kw = dict(size=32, steps=4, blur_every=2, norm_percentile=50, contribution_percentile=10)
+  result = A.class_model(tiny_darknet, [3, 500], **kw)
+  centred = result.raw - np.asarray(IMAGENET_MEAN, np.float32)
+  zero = np.all(np.abs(centred) < 1e-6, axis=-1)
+  assert np.all(zero.mean(axis=(1, 2)) > 0.45)  # the norm percentile zeroes half the pixels
+  assert np.all(zero.mean(axis=(1, 2)) < 0.9)
+  with fvjax.count_compiles() as log:  # other numbers, other classes: the same loop
+    A.class_model(tiny_darknet, [7, 8], learning_rate=0.5, weight_decay=1e-2, blur_sigma=2.0,
+                  **{**kw, "blur_every": 3, "norm_percentile": 30})
+  assert log.count("_run_all") == 0 and log.count("_init_all") == 0, log.names
 
 
 # -- sanity check ----------------------------------------------------------------------------

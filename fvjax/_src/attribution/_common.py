@@ -109,6 +109,23 @@ def gaussian_blur(images: jax.Array, sigma: float) -> jax.Array:
   return jnp.einsum("kl,...ilc->...ikc", bw, out)
 
 
+def traced_blur_matrix(n: int, sigma) -> jax.Array:
+  """`blur_matrix` with a ``sigma`` that may be traced (computed in float32 under jit)."""
+  i = jnp.arange(n, dtype=jnp.float32)
+  d = (i[:, None] - i[None, :]) / jnp.maximum(jnp.asarray(sigma, jnp.float32), 1e-6)
+  w = jnp.exp(-0.5 * d * d)
+  return w / w.sum(axis=1, keepdims=True)
+
+
+def traced_gaussian_blur(images: jax.Array, sigma) -> jax.Array:
+  """`gaussian_blur` with a ``sigma`` that may be traced (a setting of a compiled loop, so
+  another value does not recompile); ``sigma <= 0`` returns the images unchanged."""
+  h, w = images.shape[-3], images.shape[-2]
+  out = jnp.einsum("ij,...jkc->...ikc", traced_blur_matrix(h, sigma), images)
+  out = jnp.einsum("kl,...ilc->...ikc", traced_blur_matrix(w, sigma), out)
+  return jnp.where(jnp.asarray(sigma) > 0, out, images)
+
+
 def normalize(maps: Any, *, percentile: float = 99.5, signed: bool = False) -> np.ndarray:
   """Heatmaps ``[N, H, W]`` scaled per map for display: ``[0, 1]`` (values below 0 clipped),
   or ``[-1, 1]`` with ``signed=True``; the ``percentile`` of ``|map|`` maps to 1."""

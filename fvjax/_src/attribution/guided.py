@@ -188,16 +188,16 @@ def rewrite(fn: Callable, rule: str, activations: Sequence[str] = DEFAULT_ACTIVA
 
 
 @dataclasses.dataclass(frozen=True)
-class _RewrittenApply:
-  """`rewrite` of a model's ``apply``, compared and hashed by ``(apply, rule, activations)``:
-  two `with_backward_rule` models of one model are equal static functions, so they share
-  compiled code without a module-level cache."""
+class RewrittenApply:
+  """``apply(params, images)`` with every rectifier's backward pass following ``rule``
+  (`rewrite`), compared by value (the wrapped apply, the rule, the activations): two
+  rewrites of one model are equal static structure and share one compiled program."""
   apply: Callable
   rule: str
   activations: tuple[str, ...]
 
-  def __call__(self, *args):
-    return rewrite(self.apply, self.rule, self.activations)(*args)
+  def __call__(self, params, images):
+    return rewrite(self.apply, self.rule, self.activations)(params, images)
 
 
 def count_rectifiers(model: Model, activations: Sequence[str] = DEFAULT_ACTIVATIONS) -> list:
@@ -234,5 +234,5 @@ def with_backward_rule(model: Model, rule: str = "guided", *,
     raise FvjaxError(f"model {model.name!r} has no rectifier ({', '.join(activations)}) to "
                      f"rewrite for the {rule!r} rule; guided backprop and deconvnet need "
                      "ReLU or LeakyReLU activations")
-  return model.replace(apply=_RewrittenApply(model.apply, rule, tuple(activations)),
+  return model.replace(apply=RewrittenApply(model.apply, rule, activations),
                        name=f"{model.name}[{rule}]")

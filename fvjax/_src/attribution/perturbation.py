@@ -20,8 +20,13 @@ to [0, 1] after each.
 reach 5 for a full deletion, far above the probability it trades against: the optimum is then
 to delete nothing on most photos.)
 
-Images are optimised independently, vmapped in chunks of ``batch_size``; the steps run in a
-compiled ``lax.scan``.
+A thin driver of the functional core (`fvjax.optvis`, run by `fvjax.render.optimize_units`):
+the parameterization is `Mask` (the small mask, shown as the upsampled smoothed mask, with the
+L1 and TV penalties), the transform `Perturb` (holding the image and its perturbed copy as
+traced leaves: it draws the jitter shift and the noise and returns ``Phi(x0; m)``, which the
+model sees), the objective `ClassScore` (``f_c``, negated for the deletion game), the
+projection a clip to [0, 1] and the optimizer ``optvis.Adam``. Each image is one unit;
+images are optimised together, vmapped in chunks of ``batch_size``.
 """
 
 from __future__ import annotations
@@ -32,11 +37,14 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from tqdm.auto import tqdm
 
+from fvjax._src import objectives as objectives_lib
+from fvjax._src import optvis
+from fvjax._src import param as param_lib
+from fvjax._src import pytree
+from fvjax._src import render
+from fvjax._src import transforms as transforms_lib
 from fvjax._src.attribution import _common
-from fvjax._src.batching import map_batches
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
 
@@ -55,7 +63,8 @@ class PerturbationResult(NamedTuple):
   base: ``[N]`` the score of the unperturbed images.
   perturbed: ``[N]`` the score of ``Phi(x0; m)`` with the final mask (no jitter).
   reference: ``[N]`` the score of the fully perturbed image (``m = 0``, no noise redraw).
-  trace: ``[N, steps]`` the loss at every step.
+  trace: ``[N, steps]`` the score ``f_c`` of the perturbed image before each step, as seen
+    through that step's jitter and noise (the penalties are not included).
   """
   masks: np.ndarray
   saliency: np.ndarray
@@ -66,38 +75,21 @@ class PerturbationResult(NamedTuple):
   trace: np.ndarray
 
 
-class _Setting(NamedTuple):
-  """Everything static about a run (a hashable jit static argument)."""
-  game: str
-  perturbation: str
-  l1: float
-  tv: float
-  beta: float
-  mask_size: int
-  mask_smooth: float
-  blur_sigma: float
-  noise_sd: float
-  jitter: int
-  score: str
-  learning_rate: float
-  penalties: str
-
-  @property
-  def optimizer(self) -> optax.GradientTransformation:
-    """Adam at ``learning_rate`` (built where it is used: no cached optimizer object)."""
-    return optax.adam(self.learning_rate)
+def upsample_mask(small: jax.Array, size: tuple[int, int], smooth) -> jax.Array:
+  """``[..., m, m]`` -> ``[..., H, W]``: bilinear resize, then a Gaussian blur of ``smooth``
+  pixels (``smooth`` may be traced)."""
+  lead, m = small.shape[:-2], small.shape[-2:]
+  flat = small.reshape(-1, *m)
+  big = jax.vmap(lambda s: jax.image.resize(s, tuple(size), "bilinear"))(flat)
+  big = big.reshape(*lead, *size)
+  return _common.traced_gaussian_blur(big[..., None], smooth)[..., 0]
 
 
-def upsample_mask(small: jax.Array, size: tuple[int, int], smooth: float) -> jax.Array:
-  """``[m, m]`` -> ``[H, W]``: bilinear resize, then a Gaussian blur of ``smooth`` pixels."""
-  big = jax.image.resize(small, size, "bilinear")
-  return _common.gaussian_blur(big[..., None], smooth)[..., 0]
-
-
-def total_variation(mask: jax.Array, beta: float = 3.0) -> jax.Array:
-  """``TV_beta(m) = sum_u |m(u + e_y) - m(u)|^beta + |m(u + e_x) - m(u)|^beta`` of ``[H, W]``."""
-  dy = jnp.abs(jnp.diff(mask, axis=0))
-  dx = jnp.abs(jnp.diff(mask, axis=1))
+def total_variation(mask: jax.Array, beta=3.0) -> jax.Array:
+  """``TV_beta(m) = sum_u |m(u + e_y) - m(u)|^beta + |m(u + e_x) - m(u)|^beta`` of ``[H, W]``
+  (summed over any leading axes)."""
+  dy = jnp.abs(jnp.diff(mask, axis=-2))
+  dx = jnp.abs(jnp.diff(mask, axis=-1))
   return jnp.sum(dy ** beta) + jnp.sum(dx ** beta)
 
 
@@ -107,86 +99,127 @@ def perturb(image: jax.Array, mask: jax.Array, reference: jax.Array) -> jax.Arra
   return mask[..., None] * image + (1.0 - mask[..., None]) * reference
 
 
-def _references(setting: _Setting, padded: jax.Array, key: jax.Array) -> jax.Array:
-  """The perturbed copy of the (padded) image ``[H', W', 3]``."""
-  if setting.perturbation == "blur":
-    return _common.gaussian_blur(padded, setting.blur_sigma)
-  colour = padded.mean(axis=(0, 1))
-  base = jnp.broadcast_to(colour, padded.shape)
-  if setting.perturbation == "constant":
-    return base
-  return base + setting.noise_sd * jax.random.normal(key, padded.shape)
+def _noise_reference(image: jax.Array, noise_sd, key: jax.Array) -> jax.Array:
+  """The image's mean colour plus Gaussian noise of std ``noise_sd``, ``[H, W, 3]``."""
+  colour = image.mean(axis=(0, 1))
+  return jnp.broadcast_to(colour, image.shape) + noise_sd * jax.random.normal(key, image.shape)
 
 
-def _loss(setting: _Setting, model: Model, small, image_p, blurred_p, cls, key, size):
-  h, w = size
-  j = setting.jitter
-  shift_key, noise_key = jax.random.split(key)
-  ty, tx = jax.random.randint(shift_key, (2,), 0, 2 * j + 1)
-  image = jax.lax.dynamic_slice(image_p, (ty, tx, 0), (h, w, 3))
-  if setting.perturbation == "noise":
-    reference = _references(setting, image, noise_key)
-  else:
-    reference = jax.lax.dynamic_slice(blurred_p, (ty, tx, 0), (h, w, 3))
-  mask = upsample_mask(small, (h, w), setting.mask_smooth)
-  seen = perturb(image, mask, reference)
-  s = _common.class_scores(model.apply, model.params, seen[None], cls[None], setting.score)[0]
-  penalised = small if setting.penalties == "mask" else mask
-  tv = setting.tv * total_variation(penalised, setting.beta)
-  if setting.game == "deletion":
-    return setting.l1 * jnp.sum(jnp.abs(1.0 - penalised)) + tv + s
-  return setting.l1 * jnp.sum(jnp.abs(penalised)) + tv - s
+def _reference(perturbation: str, image: jax.Array, blur_sigma, noise_sd, key) -> jax.Array:
+  """The perturbed copy ``p(x0)`` of an image ``[H, W, 3]``."""
+  if perturbation == "blur":
+    return _common.traced_gaussian_blur(image, blur_sigma)
+  if perturbation == "constant":
+    return jnp.broadcast_to(image.mean(axis=(0, 1)), image.shape)
+  return _noise_reference(image, noise_sd, key)
 
 
-def _pad(setting: _Setting, image):
-  j = setting.jitter
-  return jnp.pad(image, ((j, j), (j, j), (0, 0)), mode="edge")
+# -- the pieces of the core's loop -----------------------------------------------------------
+@pytree.dataclass
+class Mask(param_lib.ImageParam):
+  """The mask of meaningful perturbation: parameters ``[1, m, m]`` (the small mask, starting
+  at ``init``), shown as the bilinearly upsampled mask smoothed by ``smooth`` px,
+  ``[1, H, W, 1]``. Its penalty is ``l1 * ||1 - m||_1`` (deletion) or ``l1 * ||m||_1``
+  (preservation) plus ``tv * TV_beta(m)``, summed over the small mask (``penalties="mask"``)
+  or the upsampled one (``"image"``). The numbers are traced; sizes, game and penalties
+  static."""
+  size: tuple[int, int] = pytree.static()
+  mask_size: int = pytree.static(28)
+  game: str = pytree.static("deletion")
+  penalties: str = pytree.static("mask")
+  init_value: Any = np.float32(1.0)
+  smooth: Any = np.float32(5.0)
+  l1: Any = np.float32(1e-4)
+  tv: Any = np.float32(1e-2)
+  beta: Any = np.float32(3.0)
+  batch: int = pytree.static(1)
+
+  def init(self, key):
+    del key
+    shape = (self.batch, self.mask_size, self.mask_size)
+    return jnp.full(shape, self.init_value, jnp.float32)
+
+  def to_image(self, params):
+    return upsample_mask(params, self.size, self.smooth)[..., None]
+
+  def penalty(self, params):
+    penalised = params if self.penalties == "mask" else upsample_mask(params, self.size,
+                                                                       self.smooth)
+    area = jnp.abs(1.0 - penalised) if self.game == "deletion" else jnp.abs(penalised)
+    return self.l1 * jnp.sum(area) + self.tv * total_variation(penalised, self.beta)
 
 
-@functools.partial(jax.jit, static_argnames=("setting", "init"))
-def _start(setting: _Setting, model: Model, images, classes, keys, init: float):
-  def one(image, cls, key):
-    padded = _pad(setting, image)
-    small = jnp.full((setting.mask_size, setting.mask_size), init, jnp.float32)
-    return small, setting.optimizer.init(small), _references(setting, padded, key)
-  return jax.vmap(one)(images, classes, keys)
+@pytree.dataclass
+class Perturb(transforms_lib.Transform):
+  """The transform of meaningful perturbation: takes the mask ``[B, H, W, 1]`` and returns
+  ``Phi(x0; m)`` ``[B, H, W, 3]``. ``image`` and ``reference`` (its blurred or constant copy)
+  are padded by ``jitter`` px (edge) and traced; each call crops both at a random shift of
+  0..2*jitter (the centre at strength 0) and, for the ``"noise"`` perturbation, draws the
+  reference afresh (the crop's mean colour plus noise of std ``noise_sd``)."""
+  image: Any
+  reference: Any
+  noise_sd: Any = np.float32(0.2)
+  jitter: int = pytree.static(0)
+  perturbation: str = pytree.static("blur")
+
+  def __call__(self, key, mask, strength=1.0):
+    h, w = mask.shape[1:3]
+    j = self.jitter
+    shift_key, noise_key = jax.random.split(key)
+    span = jnp.floor(jnp.clip(strength, 0.0, 1.0) * 2 * j + 1e-4).astype(jnp.int32)
+    ty, tx = (2 * j - span) // 2 + jax.random.randint(shift_key, (2,), 0, span + 1)
+    image = jax.lax.dynamic_slice(self.image, (ty, tx, 0), (h, w, 3))
+    if self.perturbation == "noise":
+      reference = _noise_reference(image, self.noise_sd, noise_key)
+    else:
+      reference = jax.lax.dynamic_slice(self.reference, (ty, tx, 0), (h, w, 3))
+    return perturb(image, mask[..., 0], reference)
+
+  def output_size(self, size):
+    return size
 
 
-@functools.partial(jax.jit, static_argnames=("setting", "length"), donate_argnums=(2,))
-def _run(setting: _Setting, model: Model, state, images, classes, keys, length: int):
-  size = images.shape[1:3]
-  grad_fn = jax.value_and_grad(_loss, argnums=2)
+@objectives_lib.register(traced={"index": 0, "sign": 0})
+class ClassScore(objectives_lib.Objective):
+  """``sign * f_c``: the logit, softmax probability or log-probability (``score``, static)
+  of class ``index``, times ``sign`` (-1 for the deletion game, which minimises it)."""
+  index: Any
+  sign: Any
+  score: str = "probability"
 
-  def one(state, image, cls, key):
-    small, opt_state, blurred_p = state
-    image_p = _pad(setting, image)
-
-    def step(carry, key):
-      small, opt_state = carry
-      loss, grads = grad_fn(setting, model, small, image_p, blurred_p, cls, key, size)
-      updates, opt_state = setting.optimizer.update(grads, opt_state, small)
-      small = jnp.clip(optax.apply_updates(small, updates), 0.0, 1.0)
-      return (small, opt_state), loss
-
-    (small, opt_state), losses = jax.lax.scan(step, (small, opt_state),
-                                              jax.random.split(key, length))
-    return (small, opt_state, blurred_p), losses
-
-  return jax.vmap(one)(state, images, classes, keys)
+  def __call__(self, acts):
+    logits = acts["logits"]
+    if self.score == "probability":
+      logits = jax.nn.softmax(logits, axis=-1)
+    elif self.score == "log_probability":
+      logits = jax.nn.log_softmax(logits, axis=-1)
+    return self.sign * jnp.take(logits, self.index, axis=-1)
 
 
-@functools.partial(jax.jit, static_argnames=("setting",))
-def _finish(setting: _Setting, model: Model, smalls, images, classes, keys):
-  size = images.shape[1:3]
+def clip_mask(params):
+  """The projection after each update: the mask clipped to [0, 1]."""
+  return jnp.clip(params, 0.0, 1.0)
 
-  def one(small, image, cls, key):
-    mask = upsample_mask(small, size, setting.mask_smooth)
-    reference = _references(setting, image, key)
+
+@functools.partial(jax.jit, static_argnames=("jitter", "perturbation"))
+def _prepare(images, blur_sigma, *, jitter: int, perturbation: str):
+  """The padded images and references ``[N, H + 2j, W + 2j, 3]`` of a chunk."""
+  j = jitter
+  padded = jnp.pad(images, ((0, 0), (j, j), (j, j), (0, 0)), mode="edge")
+  if perturbation == "blur":
+    return padded, _common.traced_gaussian_blur(padded, blur_sigma)
+  return padded, jnp.broadcast_to(padded.mean(axis=(1, 2), keepdims=True), padded.shape)
+
+
+@functools.partial(jax.jit, static_argnames=("perturbation", "score"))
+def _finish(model: Model, masks, images, classes, keys, blur_sigma, noise_sd, *,
+            perturbation: str, score: str):
+  """Scores ``[N, 3]`` of the image, ``Phi(x0; m)`` and the reference (no jitter)."""
+  def one(mask, image, cls, key):
+    reference = _reference(perturbation, image, blur_sigma, noise_sd, key)
     batch = jnp.stack([image, perturb(image, mask, reference), reference])
-    scores = _common.class_scores(model.apply, model.params, batch, jnp.full((3,), cls),
-                                  setting.score)
-    return mask, scores
-  return jax.vmap(one)(smalls, images, classes, keys)
+    return _common.class_scores(model.apply, model.params, batch, jnp.full((3,), cls), score)
+  return jax.vmap(one)(masks, images, classes, keys)
 
 
 def meaningful_perturbation(key: jax.Array, model: Model, images: Any, target: Any, *,
@@ -201,7 +234,8 @@ def meaningful_perturbation(key: jax.Array, model: Model, images: Any, target: A
   """Learn a deletion (or preservation) mask per image, Fong & Vedaldi (2017).
 
   Args:
-    key: PRNG key for the jitter shifts and the noise (image i uses ``split(key, N)[i]``).
+    key: PRNG key for the jitter shifts and the noise (image i uses ``split(key, N)[i]``: its
+      loop as `fvjax.optvis.init` splits it, the final noise from ``fold_in(., 1)``).
     model: a classifier `fvjax.Model`.
     images: ``[N, H, W, 3]`` in [0, 1].
     target: the class to explain (one index or ``[N]``).
@@ -220,8 +254,8 @@ def meaningful_perturbation(key: jax.Array, model: Model, images: Any, target: A
     penalties: where the L1 and TV terms are summed: ``"mask"`` (the optimised
       ``mask_size``-square mask, default) or ``"image"`` (the resized, smoothed full-size
       mask; with the paper's lambdas the L1 term then dominates and masks stay nearly empty).
-    batch_size: images optimised together (vmapped).
-    progress: show a progress bar over chunks of steps.
+    batch_size: images optimised together (vmapped; one compiled loop serves every chunk).
+    progress: show a progress bar over chunks of steps (one bar per chunk of images).
 
   Returns:
     A `PerturbationResult`. Raises `FvjaxError` for bad arguments before anything runs.
@@ -247,35 +281,44 @@ def meaningful_perturbation(key: jax.Array, model: Model, images: Any, target: A
     raise FvjaxError(f"mask_size {mask_size} is larger than the {images.shape[1]}x"
                      f"{images.shape[2]} images; valid: 1..{min(images.shape[1:3])}")
   classes = _common.check_targets(model, target, len(images), "meaningful_perturbation")
-  setting = _Setting(game, perturbation, float(l1), float(tv), float(beta), int(mask_size),
-                     float(mask_smooth), float(blur_sigma), float(noise_sd), int(jitter), score,
-                     float(learning_rate), penalties)
-  keys = jax.random.split(key, len(images))
-  chunk = _chunk(steps)
-  bar = tqdm(total=steps * len(images), desc="meaningful perturbation", unit="step",
-             disable=not progress, leave=False)
-
-  def run(images, classes, keys):
-    start_key, loop_key, final_key = jax.vmap(lambda k: jax.random.split(k, 3))(keys).swapaxes(0, 1)
-    state = _start(setting, model, images, classes, start_key, init=float(init))
-    traces = []
-    for i in range(steps // chunk):
-      step_keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(loop_key)
-      state, losses = _run(setting, model, state, images, classes, step_keys, length=chunk)
-      traces.append(losses)
-      bar.update(chunk * len(images))
-    masks, scores = _finish(setting, model, state[0], images, classes, final_key)
-    return state[0], masks, scores, jnp.concatenate(traces, axis=1)
-
-  with bar:
-    small, masks, scores, trace = map_batches(run, images, classes, keys,
-                                              batch_size=batch_size)
+  settings = optvis.Settings(
+      size=tuple(images.shape[1:3]),
+      param=Mask(tuple(images.shape[1:3]), int(mask_size), game, penalties, np.float32(init),
+                 np.float32(mask_smooth), np.float32(l1), np.float32(tv), np.float32(beta)),
+      # the image and reference leaves are set per chunk below (one image per unit)
+      transforms=Perturb(np.float32(0.0), np.float32(0.0), np.float32(noise_sd), int(jitter),
+                         perturbation),
+      optimizer=optvis.Adam(learning_rate), projection=optvis.Projection(clip_mask))
+  sign = np.float32(-1.0 if game == "deletion" else 1.0)
+  _, one, _ = objectives_lib.stack(ClassScore(classes[0], sign, score))
+  render.validate(model, one, settings, int(steps))
+  n = len(images)
+  keys = jax.random.split(optvis.as_key(key), n)
+  count = min(int(batch_size), n)
+  outs = []
+  for start in range(0, n, count):
+    rows = np.minimum(np.arange(start, start + count), n - 1)  # the last chunk repeats a row
+    real = min(count, n - start)
+    chunk_images, chunk_classes, chunk_keys = images[rows], classes[rows], keys[rows]
+    padded, references = _prepare(chunk_images, np.float32(blur_sigma), jitter=int(jitter),
+                                  perturbation=perturbation)
+    unit = optvis.broadcast(settings, count).replace(transforms=Perturb(
+        padded, references, jnp.full((count,), noise_sd, jnp.float32), int(jitter),
+        perturbation))
+    objective = ClassScore(chunk_classes, jnp.full((count,), sign), score)
+    result = render.optimize_units(
+        model, objective, chunk_keys, unit, steps=int(steps), keep_batch=False,
+        progress=progress, desc=f"meaningful perturbation, images {start + 1}..{start + real} "
+                                f"of {n}")
+    # the smoothing's rounding can leave a mask of ones at 1 + 1e-7: clipped for the result
+    masks = jnp.asarray(np.clip(result.images[..., 0], 0.0, 1.0))
+    final_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(chunk_keys)
+    scores = _finish(model, masks, chunk_images, chunk_classes, final_keys,
+                     np.float32(blur_sigma), np.float32(noise_sd), perturbation=perturbation,
+                     score=score)
+    outs.append((np.asarray(masks)[:real], result.params[:real, 0], np.asarray(scores)[:real],
+                 sign * result.trace[:real]))
+  masks, small, scores, trace = (np.concatenate(xs) for xs in zip(*outs))
   saliency = 1.0 - masks if game == "deletion" else masks
   return PerturbationResult(masks, saliency, small, scores[:, 0], scores[:, 1], scores[:, 2],
                             trace)
-
-
-def _chunk(steps: int) -> int:
-  """The largest divisor of ``steps`` giving at least ~10 progress updates."""
-  target = max(1, -(-steps // 10))
-  return max(d for d in range(1, steps + 1) if steps % d == 0 and d <= target)
