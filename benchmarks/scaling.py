@@ -20,7 +20,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 import fvjax
 from fvjax._src import render as render_lib
