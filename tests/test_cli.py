@@ -108,3 +108,65 @@ def test_second_render_in_a_new_process_loads_the_compiled_loop_from_the_cache(t
   first = np.load(tmp_path / "o0" / "images.npz")["images"]
   second = np.load(tmp_path / "o1" / "images.npz")["images"]
   np.testing.assert_array_equal(first, second)  # the cached program computes the same
+
+
+RENDER = ["render", "--layer", "leaky_re_lu_4", "--channels", "0:2", "--steps", "4", "--size",
+          "32", "--no-progress"]
+
+
+def test_bad_out_is_refused_before_any_work(tmp_path, capsys):
+  a_file = tmp_path / "a_file"
+  a_file.write_text("x")
+  assert cli.main(RENDER + ["--out", str(a_file)]) == 2
+  assert "is a file" in capsys.readouterr().err
+  assert cli.main(RENDER + ["--out", str(a_file / "sub")]) == 2  # under a file: cannot write
+  err = capsys.readouterr().err
+  assert "cannot write to --out" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_earlier_run_is_kept_unless_overwrite(tmp_path, capsys):
+  out = tmp_path / "out"
+  assert cli.main(RENDER + ["--out", str(out), "--snapshots", "2"]) == 0
+  before = (out / "images.npz").read_bytes()
+  assert cli.main(RENDER + ["--out", str(out), "--seed", "5"]) == 2
+  assert "holds the outputs of another run" in capsys.readouterr().err
+  assert (out / "images.npz").read_bytes() == before  # nothing lost
+  assert cli.main(RENDER + ["--out", str(out), "--seed", "5", "--overwrite"]) == 0
+  assert not (out / "snapshots.png").exists()  # the stale file of the earlier run is gone
+  assert (out / "images.npz").read_bytes() != before
+
+
+def test_divergence_keeps_the_partial_result_and_exits_3_in_one_line(tmp_path, capsys):
+  out = tmp_path / "nan"
+  code = cli.main(["render", "--layer", "leaky_re_lu_4", "--channels", "0:2", "--steps", "8",
+                   "--size", "32", "--no-progress", "--lr", "nan", "--out", str(out)])
+  err = capsys.readouterr().err.strip()
+  assert code == 3 and len(err.splitlines()) == 1 and "at step" in err, err
+  stopped = json.loads((out / "result.json").read_text())["diverged"]
+  assert 1 <= stopped["step"] <= 8 and stopped["kept_steps"] < stopped["step"]
+  if stopped["kept_steps"]:
+    with np.load(out / "images.npz") as npz:
+      assert np.isfinite(npz["images"]).all()
+      assert npz["trace"].shape[1] == stopped["kept_steps"]
+
+
+def test_sweep_refuses_chunks_of_other_weights_and_recomputes_corrupt_ones(tmp_path,
+                                                                          tiny_darknet):
+  import jax
+  import jax.numpy as jnp
+  import fvjax
+  objective = fvjax.objectives.channel("leaky_re_lu_4", jnp.arange(2))
+  kwargs = dict(key=jax.random.key(0), grid={"learning_rate": [0.02, 0.05]}, steps=2, size=32,
+                settings_per_chunk=1, out=str(tmp_path), progress=False)
+  first = fvjax.sweep(tiny_darknet, objective, **kwargs)
+  other = tiny_darknet.replace(params=jax.tree.map(lambda x: x * 1.01, tiny_darknet.params))
+  with pytest.raises(fvjax.FvjaxError, match="its weights differ"):
+    fvjax.sweep(other, objective, **kwargs)
+  with pytest.raises(fvjax.FvjaxError, match="settings .*differ"):
+    fvjax.sweep(tiny_darknet, objective, transforms=fvjax.transforms.identity(), **kwargs)
+  chunk = tmp_path / "sweep_chunks" / "chunk_0001.npz"
+  chunk.write_bytes(chunk.read_bytes()[:100])  # truncated by a crash or a full disk
+  with pytest.warns(UserWarning, match="chunk_0001.npz is unreadable"):
+    again = fvjax.sweep(tiny_darknet, objective, **kwargs)
+  assert again.loaded == [0] and again.computed == [1]
+  np.testing.assert_array_equal(again.images, first.images)

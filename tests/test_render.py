@@ -93,6 +93,9 @@ def test_nan_stops_with_step_and_keeps_result():
   assert 1 < err.step <= 64
   assert err.result is not None and np.isfinite(err.result.trace).all()
   assert err.result.images.mean() <= 0.6
+  # the kept parameters are the last ones whose evaluation was finite
+  assert np.isfinite(err.result.final).all() and np.isfinite(err.result.images).all()
+  assert err.result.trace.shape[1] < err.step
 
 
 def _grating_model(theta: float, wavelength: float = 6.0, k: int = 15):

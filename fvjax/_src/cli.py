@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
   render.add_argument("--seed", type=int, default=0)
   render.add_argument("--snapshots", default="", help="comma-separated steps, e.g. 32,128")
   render.add_argument("--no-progress", action="store_true")
+  render.add_argument("--overwrite", action="store_true",
+                      help="replace the outputs of an earlier render in --out")
 
   sweep = sub.add_parser("sweep", help="render units under a grid of hyperparameters")
   sweep.add_argument("--model", default="tiny-darknet")
@@ -135,6 +137,39 @@ def _has(objective, cls) -> bool:
   return isinstance(objective, cls) or any(_has(c, cls) for c in objective.children())
 
 
+RENDER_OUTPUTS = ("grid.png", "snapshots.png", "images.npz", "result.json")
+
+
+def prepare_out(path: str, *, outputs: tuple[str, ...], overwrite: bool) -> None:
+  """Check and create the output folder before any work: a file, an unwritable folder or a
+  folder holding another run's outputs (unless ``overwrite``, which deletes them) is an
+  `FvjaxError`."""
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise FvjaxError(f"--out {path!r} is a file; give a folder (it is created if missing)")
+  old = [name for name in outputs if os.path.exists(os.path.join(path, name))]
+  if old and not overwrite:
+    raise FvjaxError(f"--out {path!r} holds the outputs of another run ({', '.join(old)}); "
+                     "use another folder or pass --overwrite to replace them")
+  try:
+    os.makedirs(path, exist_ok=True)
+    probe = os.path.join(path, ".fvjax_write_check")
+    with open(probe, "w"):
+      pass
+    os.remove(probe)
+  except OSError as err:
+    raise FvjaxError(f"cannot write to --out {path!r}: {err.strerror or err}") from None
+  for name in old:
+    os.remove(os.path.join(path, name))
+
+
+def _snapshot_steps(text: str) -> list[int]:
+  try:
+    return [int(s) for s in text.split(",") if s.strip()] if text else []
+  except ValueError:
+    raise FvjaxError(f"malformed --snapshots {text!r}; give comma-separated steps, e.g. "
+                     "32,128,512") from None
+
+
 def _render(args) -> None:
   import jax
   import numpy as np
@@ -142,10 +177,10 @@ def _render(args) -> None:
   from fvjax._src import param as param_lib
   from fvjax._src import plot
   from fvjax._src.presets import preset
-  from fvjax._src.render import render
+  from fvjax._src.render import RenderDiverged, render
   from fvjax._src.zoo import registry
 
-  snapshots = [int(s) for s in args.snapshots.split(",") if s.strip()] if args.snapshots else []
+  snapshots = _snapshot_steps(args.snapshots)
   model = registry.load(args.model, weights=args.weights)
   objective_key, render_key = jax.random.split(jax.random.key(args.seed))
   objective, labels, what = _objective_and_labels(args, model, objective_key)
@@ -157,12 +192,37 @@ def _render(args) -> None:
     settings["steps"] = args.steps
   if args.lr is not None:
     settings["optimizer"] = optvis.Adam(args.lr)
+  from fvjax._src.render import settings_from, validate
+  from fvjax._src.objectives import stack
+  render_settings = {k: v for k, v in settings.items() if k != "steps"}
+  validate(model, stack(objective)[1], settings_from(size=args.size, batch=args.batch,
+                                                     **render_settings),
+           settings["steps"], snapshots)
+  prepare_out(args.out, outputs=RENDER_OUTPUTS, overwrite=args.overwrite)  # before any work
   start = time.time()
-  result = render(model, objective, key=render_key, batch=args.batch, snapshots=snapshots,
-                  progress=not args.no_progress, **settings)
+  diverged = None
+  try:
+    result = render(model, objective, key=render_key, batch=args.batch, snapshots=snapshots,
+                    progress=not args.no_progress, **settings)
+  except RenderDiverged as err:
+    diverged, result = err, err.result
   seconds = time.time() - start
-
-  os.makedirs(args.out, exist_ok=True)
+  config = {k: v for k, v in vars(args).items() if k not in ("command", "no_progress")}
+  config.update(what, steps=settings["steps"], param=args.param or PRESETS[args.preset],
+                transforms="Lucid standard", jax=jax.__version__, backend=jax.default_backend())
+  if diverged is not None:
+    kept = 0 if result is None else int(result.trace.shape[1])
+    if result is not None:
+      np.savez_compressed(os.path.join(args.out, "images.npz"),
+                          images=result.images.astype(np.float32), trace=result.trace)
+    with open(os.path.join(args.out, "result.json"), "w") as f:
+      json.dump({"config": config, "seconds": seconds,
+                 "diverged": {"step": diverged.step, "kept_steps": kept,
+                              "message": str(diverged)}}, f, indent=2)
+    raise RenderStopped(f"the objective became NaN/inf at step {diverged.step}; "
+                        + (f"the images after step {kept} are in {args.out}/images.npz"
+                           if kept else "nothing was finite to keep")
+                        + f" ({args.out}/result.json says where it stopped)")
   tiles = result.images.reshape(-1, *result.images.shape[-3:])
   per_unit = len(tiles) // len(result.final)
   tile_labels = [f"{labels[i // per_unit]}" + (f" #{i % per_unit}" if per_unit > 1 else "")
@@ -176,9 +236,6 @@ def _render(args) -> None:
   arrays = {"images": result.images.astype(np.float32), "trace": result.trace}
   arrays.update({f"snapshot_{s}": v for s, v in result.snapshots.items()})
   np.savez_compressed(os.path.join(args.out, "images.npz"), **arrays)
-  config = {k: v for k, v in vars(args).items() if k not in ("command", "no_progress")}
-  config.update(what, steps=settings["steps"], param=args.param or PRESETS[args.preset],
-                transforms="Lucid standard", jax=jax.__version__, backend=jax.default_backend())
   units = [{"label": label, "final_objective": float(v), "last_step_objective": float(t[-1])}
            for label, v, t in zip(labels, result.final, result.trace)]
   for unit, channel in zip(units, what.get("channels", [])):
@@ -265,6 +322,10 @@ def _enable_compilation_cache() -> None:
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+class RenderStopped(Exception):
+  """A render that diverged: its partial result is on disk; exit code 3."""
+
+
 def main(argv=None) -> int:
   args = _parser().parse_args(argv)
   if args.command in ("render", "sweep"):
@@ -274,6 +335,9 @@ def main(argv=None) -> int:
   except FvjaxError as err:
     print(f"fvjax {args.command}: error: {err}", file=sys.stderr)
     return 2
+  except RenderStopped as err:
+    print(f"fvjax {args.command}: diverged: {err}", file=sys.stderr)
+    return 3
   except BrokenPipeError:  # e.g. `fvjax layers ... | head`: the reader stopped, not an error
     sys.stdout = open(os.devnull, "w")
   return 0

@@ -196,9 +196,10 @@ def optimize_units(model: Model, stacked, keys: jax.Array, settings: optvis.Sett
 
   done = 0
   desc = desc or f"render {count} unit{'s' * (count > 1)}"
+  starts: list[tuple[int, Any]] = []  # (step, state) at the start of the last two chunks
   with tqdm(total=steps, desc=desc, unit="step", disable=not progress, leave=False) as bar:
     while done < steps:
-      last_good = jax.tree.map(jnp.copy, state)  # the run donates the state's buffers
+      starts = starts[-1:] + [(done, jax.tree.map(jnp.copy, state))]  # runs donate the state
       pending = []
       for _ in range(chunk // per_call):  # queued without waiting (asynchronous dispatch)
         state, scores = _run_all(state, model, stacked, settings, length=per_call)
@@ -206,12 +207,23 @@ def optimize_units(model: Model, stacked, keys: jax.Array, settings: optvis.Sett
       trace = np.concatenate([np.asarray(p) for p in pending], axis=1)[:count]
       bad = ~np.isfinite(trace)
       if bad.any():
-        step = done + int(np.argmax(bad.any(axis=0))) + 1
+        offset = int(np.argmax(bad.any(axis=0)))
+        step = done + offset + 1
         units = np.flatnonzero(bad.any(axis=1)).tolist()
-        partial = result_so_far(last_good) if done else None
+        # The score of a step is that of the parameters before its update: the state at this
+        # chunk's start is good if the first bad score is not its own, else the one before.
+        kept_step, kept_state = starts[-1] if offset > 0 else (
+            starts[0] if len(starts) > 1 else (0, None))
+        partial = None
+        if kept_state is not None and kept_step > 0:
+          traces[:] = [np.concatenate(traces, axis=1)[:, :kept_step]] if traces else []
+          for s_ in [s_ for s_ in kept if s_ > kept_step]:
+            del kept[s_]
+          partial = result_so_far(kept_state)
         raise RenderDiverged(
             f"the objective became NaN/inf at step {step} (units {units}); "
-            f"the result up to step {done} is kept in the exception's .result", step, partial)
+            + (f"the result after step {kept_step} is kept in the exception's .result"
+               if partial is not None else "no earlier finite result to keep"), step, partial)
       traces.append(trace)
       done += chunk
       bar.update(chunk)

@@ -16,6 +16,7 @@ import itertools
 import json
 import os
 import re
+import warnings
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -158,28 +159,53 @@ def _structure(tree) -> str:
   return re.sub(r" at 0x[0-9a-f]+", "", str(jax.tree.structure(tree)))
 
 
-def _fingerprint(model, stacked, keys, unit_settings, steps, points) -> str:
+def _digest(*trees) -> str:
   digest = hashlib.sha256()
-  digest.update(json.dumps({"model": model.name, "steps": steps, "points": points,
-                            "objective": _structure(stacked),
-                            "settings": _structure(unit_settings)},
-                           sort_keys=True, default=str).encode())
-  for leaf in jax.tree.leaves((stacked, jax.random.key_data(keys), unit_settings)):
-    digest.update(np.asarray(leaf).tobytes())
-  return digest.hexdigest()
+  for tree in trees:
+    digest.update(_structure(tree).encode())
+    for leaf in jax.tree.leaves(tree):
+      leaf = np.asarray(jax.random.key_data(leaf) if jnp.issubdtype(
+          jnp.asarray(leaf).dtype, jax.dtypes.prng_key) else leaf)
+      digest.update(str((leaf.dtype, leaf.shape)).encode())
+      digest.update(leaf.tobytes())
+  return digest.hexdigest()[:16]
+
+
+def _fingerprint(model, stacked, keys, unit_settings, steps, points) -> dict[str, Any]:
+  """Everything that determines a chunk, part by part (so a mismatch can say which part)."""
+  return {"model": model.name, "weights": _digest(model.params), "steps": int(steps),
+          "grid points": json.loads(json.dumps(points, default=str)),
+          "objective": _digest(stacked), "keys": _digest(keys),
+          "settings (parameterization, transforms, optimizer, penalties)":
+              _digest(unit_settings)}
+
+
 def _load_chunk(path, fingerprint):
+  """The stored chunk at ``path`` if it belongs to this sweep; None to (re)compute it. A
+  truncated or unreadable chunk is recomputed with a warning; a chunk of another sweep is an
+  `FvjaxError` naming what differs."""
   if path is None or not os.path.exists(path):
     return None
-  with np.load(path) as f:
-    if str(f["fingerprint"]) != fingerprint:
-      raise FvjaxError(f"{path} holds a chunk of a different sweep (other settings, units, "
-                       "seed or model); use another --out folder or delete it")
-    return {k: f[k] for k in ("images", "trace", "final")}
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      stored = json.loads(str(f["fingerprint"]))
+      arrays = {k: f[k] for k in ("images", "trace", "final")}
+  except Exception as err:  # noqa: BLE001 - any unreadable file is recomputed, not trusted
+    warnings.warn(f"{path} is unreadable ({type(err).__name__}: {err}); recomputing it",
+                  stacklevel=3)
+    return None
+  if not isinstance(stored, dict) or stored != fingerprint:
+    differ = ([k for k in fingerprint if stored.get(k) != fingerprint[k]]
+              if isinstance(stored, dict) else ["everything (an older chunk format)"])
+    raise FvjaxError(f"{path} holds a chunk of a different sweep: its "
+                     f"{', '.join(differ)} differ from this run's; use another --out folder "
+                     "or delete it")
+  return arrays
 
 
 def _save_chunk(path, fingerprint, stored, settings):
   os.makedirs(os.path.dirname(path), exist_ok=True)
   partial = path + ".partial.npz"  # written whole, then renamed: a crash leaves no half file
-  np.savez_compressed(partial, fingerprint=fingerprint,
+  np.savez_compressed(partial, fingerprint=json.dumps(fingerprint),
                       settings=json.dumps(settings, default=str), **stored)
   os.replace(partial, path)
