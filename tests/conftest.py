@@ -24,3 +24,21 @@ def tiny_darknet():
 # The CLI keeps JAX's persistent compilation cache under the user's cache folder; tests that
 # call the CLI in-process must not write there (tests/test_cli.py turns it on explicitly).
 os.environ.setdefault("FVJAX_CACHE_DIR", "off")
+
+
+@pytest.fixture
+def run_on_simulated_devices():
+  """``run(script, devices) -> stdout``: ``python -c script`` in a fresh process whose CPU
+  shows ``devices`` XLA devices; fails the test with the process's stderr if it fails."""
+  import subprocess
+  import sys
+
+  def run(script: str, devices: int) -> str:
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+               JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+  return run

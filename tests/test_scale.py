@@ -1,9 +1,6 @@
 """Scale: sharding over devices, sweeps as a batch axis, resumable sweeps."""
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -48,13 +45,8 @@ SHARDED_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_sharded_render_equals_unsharded_on_8_simulated_devices():
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu")
-  done = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT], capture_output=True, text=True,
-                        env=env, timeout=600)
-  assert done.returncode == 0, done.stderr[-3000:]
-  diffs = json.loads(done.stdout.strip().splitlines()[-1])
+def test_sharded_render_equals_unsharded_on_8_simulated_devices(run_on_simulated_devices):
+  diffs = json.loads(run_on_simulated_devices(SHARDED_SCRIPT, 8).strip().splitlines()[-1])
   assert diffs["shape"] == [5, 32, 32, 3]
   # One step: the same computation on other devices, equal to float rounding. After 4 Adam
   # steps rounding noise in near-zero gradients is amplified to ~lr-sized updates of a few

@@ -177,7 +177,8 @@ def _render(args) -> None:
   from fvjax._src import param as param_lib
   from fvjax._src import plot
   from fvjax._src.presets import preset
-  from fvjax._src.render import RenderDiverged, render
+  from fvjax._src.objectives import stack
+  from fvjax._src.render import RenderDiverged, render, settings_from, validate
   from fvjax._src.zoo import registry
 
   snapshots = _snapshot_steps(args.snapshots)
@@ -192,18 +193,16 @@ def _render(args) -> None:
     settings["steps"] = args.steps
   if args.lr is not None:
     settings["optimizer"] = optvis.Adam(args.lr)
-  from fvjax._src.render import settings_from, validate
-  from fvjax._src.objectives import stack
-  render_settings = {k: v for k, v in settings.items() if k != "steps"}
-  validate(model, stack(objective)[1], settings_from(size=args.size, batch=args.batch,
-                                                     **render_settings),
-           settings["steps"], snapshots)
+  render_settings = settings_from(size=args.size, batch=args.batch,
+                                  **{k: v for k, v in settings.items() if k != "steps"})
+  validate(model, stack(objective)[1], render_settings, settings["steps"], snapshots)
   prepare_out(args.out, outputs=RENDER_OUTPUTS, overwrite=args.overwrite)  # before any work
   start = time.time()
   diverged = None
   try:
-    result = render(model, objective, key=render_key, batch=args.batch, snapshots=snapshots,
-                    progress=not args.no_progress, **settings)
+    result = render(model, objective, key=render_key, batch=args.batch, steps=settings["steps"],
+                    settings=render_settings, snapshots=snapshots,
+                    progress=not args.no_progress)
   except RenderDiverged as err:
     diverged, result = err, err.result
   seconds = time.time() - start

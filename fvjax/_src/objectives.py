@@ -66,8 +66,6 @@ def register(cls=None, *, traced: dict[str, int] | None = None,
   return wrap if cls is None else wrap(cls)
 
 
-_objective = register
-
 
 def _check_registered(objective) -> None:
   cls = type(objective)
@@ -195,7 +193,7 @@ def _spatial_mean(x: jax.Array) -> jax.Array:
 
 
 # -- unit objectives --------------------------------------------------------------------
-@_objective(traced={"index": 0})
+@register(traced={"index": 0})
 class Channel(Objective):
   """Mean activation of channel ``index`` of ``layer`` over all positions."""
   layer: str
@@ -209,7 +207,7 @@ class Channel(Objective):
     _check_index(model, self.layer, self.index)
 
 
-@_objective(traced={"index": 0})
+@register(traced={"index": 0})
 class Neuron(Objective):
   """Activation of channel ``index`` at one position ``(y, x)``; the centre by default."""
   layer: str
@@ -230,7 +228,7 @@ class Neuron(Objective):
     _check_index(model, self.layer, self.index)
 
 
-@_objective
+@register
 class LayerObjective(Objective):
   """DeepDream: mean square of every activation of ``layer``."""
   layer: str
@@ -243,7 +241,7 @@ class LayerObjective(Objective):
     _check_layer(model, self.layer)
 
 
-@_objective(traced={"index": 0})
+@register(traced={"index": 0})
 class ClassLogit(Objective):
   """Logit ``index`` (pre-softmax class score)."""
   index: Any
@@ -256,7 +254,7 @@ class ClassLogit(Objective):
     _check_index(model, "logits", self.index, what="class")
 
 
-@_objective(traced={"index": 0})
+@register(traced={"index": 0})
 class ClassProbability(Objective):
   """Softmax probability of class ``index``, in [0, 1]."""
   index: Any
@@ -270,7 +268,7 @@ class ClassProbability(Objective):
     _check_index(model, "logits", self.index, what="class")
 
 
-@_objective(traced={"vector": 1})
+@register(traced={"vector": 1})
 class Direction(Objective):
   """Mean over positions of the dot product of ``layer``'s activation with ``vector`` [C].
 
@@ -294,7 +292,7 @@ class Direction(Objective):
                        f"{self.layer!r} of model {model.name!r} has {size} channels")
 
 
-@_objective(traced={"vector": 1})
+@register(traced={"vector": 1})
 class DirectionNeuron(Objective):
   """Dot product of ``layer``'s activation at one position ``(y, x)`` (centre by default)
   with ``vector`` [C], weighted by cosine similarity to the power ``cossim_pow``."""
@@ -332,7 +330,7 @@ def _gram_cosines(a: jax.Array) -> jax.Array:
   return grams @ grams.T
 
 
-@_objective
+@register
 class Diversity(Objective):
   """Batch diversity (Olah et al. 2017): image b scores ``-sum_{a != b} cos(G_a, G_b)``,
   the Gram matrices ``G_ij = sum_xy a_i a_j`` of ``layer``; the batch total is
@@ -351,7 +349,7 @@ class Diversity(Objective):
     _check_layer(model, self.layer)
 
 
-@_objective
+@register
 class Alignment(Objective):
   """Lucid's alignment: minus the mean squared difference of ``layer``'s activations between
   batch neighbours at distances 1..4, weighted ``decay_ratio**-d`` (each pair's term is
@@ -372,7 +370,7 @@ class Alignment(Objective):
     _check_layer(model, self.layer)
 
 
-@_objective(traced={"index1": 0, "index2": 0})
+@register(traced={"index1": 0, "index2": 0})
 class ChannelInterpolate(Objective):
   """Image b of B maximises ``(1 - w_b) * channel(layer1, index1) + w_b * channel(layer2,
   index2)`` with ``w_b = b / (B - 1)``: an interpolation strip from one unit to another."""
@@ -397,7 +395,7 @@ def _per_image_mean(x: jax.Array) -> jax.Array:
   return x.reshape(x.shape[0], -1).mean(axis=1)
 
 
-@_objective
+@register
 class L1(Objective):
   """Mean ``|x - constant|`` of ``layer`` (default the input image) per image, >= 0."""
   layer: str = "input"
@@ -410,7 +408,7 @@ class L1(Objective):
     _check_layer(model, self.layer)
 
 
-@_objective
+@register
 class L2(Objective):
   """``sqrt(mean((x - constant)^2) + epsilon)`` of ``layer`` per image, >= 0."""
   layer: str = "input"
@@ -423,7 +421,7 @@ class L2(Objective):
   check = L1.check
 
 
-@_objective
+@register
 class TotalVariation(Objective):
   """Mean absolute difference between vertical and horizontal neighbours, per image, >= 0."""
   layer: str = "input"
@@ -452,7 +450,7 @@ def blur3x3(x: jax.Array) -> jax.Array:
   return convolve(x) / convolve(jnp.ones_like(x))
 
 
-@_objective
+@register
 class BlurPenalty(Objective):
   """Lucid's ``blur_input_each_step``: ``0.5 * sum((x - stop_gradient(blur3x3(x)))^2)`` per
   image, >= 0 (Lucid sums over the batch too); its gradient pulls every pixel towards its
@@ -522,7 +520,7 @@ def from_fn(fn: Callable[..., jax.Array], *, batched: bool = False, **values) ->
 
 
 # -- composition -------------------------------------------------------------------------
-@_objective
+@register
 class Sum(Objective):
   terms: tuple[Objective, ...]
   _children: ClassVar[tuple[str, ...]] = ("terms",)
@@ -531,7 +529,7 @@ class Sum(Objective):
     return sum(t(acts) for t in self.terms)
 
 
-@_objective(traced={"factor": 0})
+@register(traced={"factor": 0})
 class Scaled(Objective):
   objective: Objective
   factor: Any
@@ -541,7 +539,7 @@ class Scaled(Objective):
     return self.factor * self.objective(acts)
 
 
-@_objective
+@register
 class Product(Objective):
   left: Objective
   right: Objective

@@ -111,11 +111,12 @@ class Image(ImageParam):
 
 
 def _size(size) -> tuple[int, int]:
-  h, w = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
-  if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or not isinstance(
-      w, (int, np.integer)) or h < 1 or w < 1:
-    raise FvjaxError(f"image size must be positive, got {size!r}")
-  return int(h), int(w)
+  """``size`` (an int or ``(height, width)``) as a pair of positive ints, else `FvjaxError`."""
+  pair = (size, size) if isinstance(size, (int, np.integer)) else size
+  if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(
+      isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in pair)):
+    raise FvjaxError(f"image size must be a positive int or (height, width), got {size!r}")
+  return int(pair[0]), int(pair[1])
 
 
 def image(size: int | tuple[int, int], *, batch: int = 1, fft: bool = True,

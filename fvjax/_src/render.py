@@ -114,10 +114,7 @@ def settings_from(*, size=128, batch: int | None = None, param=None, transforms=
   if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer))
                             or batch < 1):
     raise FvjaxError(f"batch (images per unit) must be a positive integer or None, got {batch!r}")
-  if isinstance(size, bool) or not (isinstance(size, (int, np.integer)) or (
-      isinstance(size, (tuple, list)) and len(size) == 2)):
-    raise FvjaxError(f"size must be an int or (height, width), got {size!r}")
-  return optvis.Settings(size=size if isinstance(size, (int, np.integer)) else tuple(size),
+  return optvis.Settings(size=size,
                          batch=1 if batch is None else int(batch), param=param,
                          transforms=transforms,
                          optimizer=None if optimizer is None else optvis.as_optimizer(optimizer))

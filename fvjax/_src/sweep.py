@@ -92,6 +92,7 @@ def sweep(model: Model, objective: objectives_lib.Objective | Callable[[dict], A
   per_chunk = settings_per_chunk or len(points)
   key = optvis.as_key(key)
   chunks = [points[i:i + per_chunk] for i in range(0, len(points), per_chunk)]
+  weights = None if out is None else _digest(model.params)  # only resumable sweeps check it
 
   results, computed, loaded = [], [], []
   for index, chunk in enumerate(chunks):
@@ -100,7 +101,8 @@ def sweep(model: Model, objective: objectives_lib.Objective | Callable[[dict], A
     if index == 0:  # bad input fails before anything is optimized or loaded
       render_lib.validate(model, stacked, base, steps)
     path = None if out is None else os.path.join(out, "sweep_chunks", f"chunk_{index:04d}.npz")
-    fingerprint = _fingerprint(model, stacked, keys, unit_settings, steps, padded)
+    fingerprint = None if path is None else _fingerprint(model, weights, stacked, keys,
+                                                         unit_settings, steps, padded)
     stored = _load_chunk(path, fingerprint)
     if stored is not None:
       loaded.append(index)
@@ -164,16 +166,18 @@ def _digest(*trees) -> str:
   for tree in trees:
     digest.update(_structure(tree).encode())
     for leaf in jax.tree.leaves(tree):
-      leaf = np.asarray(jax.random.key_data(leaf) if jnp.issubdtype(
-          jnp.asarray(leaf).dtype, jax.dtypes.prng_key) else leaf)
+      if jnp.issubdtype(getattr(leaf, "dtype", np.float32), jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+      leaf = np.asarray(leaf)
       digest.update(str((leaf.dtype, leaf.shape)).encode())
       digest.update(leaf.tobytes())
   return digest.hexdigest()[:16]
 
 
-def _fingerprint(model, stacked, keys, unit_settings, steps, points) -> dict[str, Any]:
-  """Everything that determines a chunk, part by part (so a mismatch can say which part)."""
-  return {"model": model.name, "weights": _digest(model.params), "steps": int(steps),
+def _fingerprint(model, weights, stacked, keys, unit_settings, steps, points) -> dict[str, Any]:
+  """Everything that determines a chunk, part by part (so a mismatch can say which part);
+  ``weights`` is `_digest` of the model's weights, computed once per sweep."""
+  return {"model": model.name, "weights": weights, "steps": int(steps),
           "grid points": json.loads(json.dumps(points, default=str)),
           "objective": _digest(stacked), "keys": _digest(keys),
           "settings (parameterization, transforms, optimizer, penalties)":
