@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from fvjax._src import multihost
 from fvjax._src import objectives as objectives_lib
 from fvjax._src.batching import check_batch_size
 from fvjax._src.data import ImageSet
@@ -114,7 +115,9 @@ def _peaks(flat: jax.Array, width: int, find_max: bool) -> jax.Array:
   return jnp.stack([where // width, where % width], axis=-1).astype(jnp.int32)
 
 
-def _step(config: _Config, params, units, state, images, valid, offset):
+def _step(config: _Config, params, units, state, images, ok, index):
+  """Merge one batch: ``images [B, H, W, 3]``, ``ok [B]`` (False on padding rows), ``index
+  [B]`` (each row's dataset index)."""
   acts = dict(config.apply(params, images))
   acts["input"] = images
   batch = images.shape[0]
@@ -146,8 +149,7 @@ def _step(config: _Config, params, units, state, images, valid, offset):
   else:
     top_pos = bottom_pos = jnp.zeros((count, batch, 2), jnp.int32)
   scores = scores.astype(jnp.float32)
-  ok = jnp.arange(batch) < valid
-  index = jnp.broadcast_to(offset + jnp.arange(batch, dtype=jnp.int32), (count, batch))
+  index = jnp.broadcast_to(index, (count, batch))
   new = {"top": _merge(state["top"], jnp.where(ok, scores, -jnp.inf), index, top_pos, config.k,
                        largest=True)}
   if config.bottom:
@@ -264,6 +266,51 @@ def _rebatch(chunks: Iterator[_Chunk], size: int) -> Iterator[tuple[_Chunk, int]
     yield _Chunk(np.concatenate([chunk.images, pad]), chunk.names, chunk.labels), got
 
 
+def _lockstep(batches: Iterator[tuple[_Chunk, int]], rows: int
+              ) -> Iterator[tuple[_Chunk, int]]:
+  """This process's batches while any process still has some (a process whose shard is done
+  contributes padding); every process agrees, through one small all-gather per step, on
+  when to stop and on the image size."""
+  while True:
+    item = next(batches, None)
+    shape = (0, 0) if item is None else item[0].images.shape[1:3]
+    table = multihost.gather(np.asarray([item is not None, *shape], np.int64))
+    if not table[:, 0].any():
+      return
+    shapes = sorted({tuple(int(v) for v in r[1:]) for r in table if r[0]})
+    if len(shapes) > 1:
+      raise FvjaxError(f"the processes' image shards have different image sizes {shapes}; "
+                       "resize every shard to one size first")
+    if item is None:
+      item = (_Chunk(np.zeros((rows, *shapes[0], 3), np.float32), None, None), 0)
+    yield item
+
+
+def _gather_examples(flat, store, processes: int, process: int):
+  """The pictures, names and labels of dataset indices ``flat`` from the processes holding
+  them (index ``i * processes + p`` is image ``i`` of process ``p``)."""
+  shape = next(iter(store.values()))[0].shape if store else None
+  shapes = [s for s in multihost.gather_json(None if shape is None else list(shape)) if s]
+  pictures = np.zeros((len(flat), *shapes[0]), np.float32)
+  names: list = [None] * len(flat)
+  labels: list = [None] * len(flat)
+  for j, i in enumerate(flat):
+    if i >= 0 and i % processes == process:
+      picture, name, label = store[int(i)]
+      pictures[j] = picture
+      names[j] = None if name is None else str(name)
+      labels[j] = None if label is None else str(label)
+  every = multihost.gather(pictures)
+  texts = multihost.gather_json([names, labels])
+  owner = np.where(flat >= 0, flat % processes, 0)
+  pictures = every[owner, np.arange(len(flat))]
+  names = [texts[o][0][j] if texts[o][0][j] is not None else f"#{i}"
+           for j, (o, i) in enumerate(zip(owner, flat))]
+  labels = [texts[o][1][j] if texts[o][1][j] is not None else ""
+            for j, o in enumerate(owner)]
+  return pictures, names, labels
+
+
 # -- units ------------------------------------------------------------------------------------
 def _spatial_kind(obj, model: Model) -> tuple[str | None, str | None]:
   """``("map" | "fixed" | None, layer)`` for one (stacked) objective."""
@@ -342,7 +389,14 @@ def dataset_examples(model: Model, objective_or_layer, images, k: int = 9, *,
     progress: show a progress bar.
     mesh: a `jax.sharding.Mesh`; each batch of images is sharded over its first axis
       (``batch_size`` rounded up to a multiple of its size), the model's weights and the
-      running top-k replicated. Results equal the unsharded run.
+      running top-k replicated. The same examples as the unsharded run (scores to float
+      rounding). A mesh spanning several processes (`jax.distributed`): every process calls
+      `dataset_examples` with the same arguments except ``images``, which is that process's
+      own shard of the dataset (any sizes, arrays or streams; images of one size on all
+      processes); each step takes ``batch_size / processes`` images from every process, and
+      the top-k is merged over all shards. Image ``i`` of process ``p``'s shard gets the
+      index ``i * process_count + p``; every process receives the same result, with the
+      example images (and names, labels) gathered from the processes that hold them.
 
   Returns:
     `DatasetExamples` with ``top`` (and ``bottom``) `Examples`. Memory: the device keeps
@@ -359,14 +413,23 @@ def dataset_examples(model: Model, objective_or_layer, images, k: int = 9, *,
   k, batch_size = int(k), int(batch_size)
   crop_size = _crop_size(crop)
   params, place = model.params, jnp.asarray
+  processes, process, rows = 1, 0, batch_size  # rows: this process's images per step
   if mesh is not None:
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
     mesh = Mesh(mesh.devices, mesh.axis_names)
     devices = mesh.shape[mesh.axis_names[0]]
-    batch_size = -(-batch_size // devices) * devices
+    batch_size = rows = -(-batch_size // devices) * devices
     params = jax.device_put(params, NamedSharding(mesh, PartitionSpec()))
     sharded = NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
     place = lambda x: jax.device_put(jnp.asarray(x), sharded)
+    if multihost.spans_processes(mesh):
+      processes, process = jax.process_count(), jax.process_index()
+      mine = set()
+      for where in sharded.addressable_devices_indices_map((batch_size,)).values():
+        mine.update(range(*where[0].indices(batch_size)))
+      rows = len(mine)
+      place = lambda x: jax.make_array_from_process_local_data(
+          sharded, np.asarray(x), (batch_size, *np.shape(x)[1:]))
 
   if isinstance(objective_or_layer, str):
     layer = objective_or_layer
@@ -389,6 +452,10 @@ def dataset_examples(model: Model, objective_or_layer, images, k: int = 9, *,
                      f"{type(objective_or_layer).__name__} has no position; use crop=None")
 
   chunks, total, whole = _chunks(images)
+  batches = _rebatch(chunks, rows)
+  if processes > 1:  # every process's shard, in lockstep; the counts are checked globally
+    total = whole = None
+    batches = _lockstep(batches, rows)
   if total is not None:
     if total == 0:
       raise FvjaxError("the dataset is empty")
@@ -405,7 +472,7 @@ def dataset_examples(model: Model, objective_or_layer, images, k: int = 9, *,
   image_shape = None
   with tqdm(total=total, desc=f"dataset examples ({count} units)", unit="img",
             disable=not progress, leave=False) as bar:
-    for chunk, valid in _rebatch(chunks, batch_size):
+    for chunk, valid in batches:
       if image_shape is None:
         image_shape = chunk.images.shape[1:3]
         model.check_size(min(image_shape))
@@ -413,20 +480,24 @@ def dataset_examples(model: Model, objective_or_layer, images, k: int = 9, *,
                                       or crop_size[1] > image_shape[1]):
           raise FvjaxError(f"crop {crop_size} is larger than the images "
                            f"{tuple(image_shape)}")
+      position = seen + np.arange(rows, dtype=np.int32)  # in this process's shard
       state = _step_jit(config, params, units, state, place(chunk.images),
-                        jnp.int32(valid), jnp.int32(seen))
+                        place(np.arange(rows) < valid),
+                        place(position * processes + process))
       if whole is None:  # streaming: keep only the images some unit still holds
         for i in range(valid):
-          store[seen + i] = (chunk.images[i],
-                             None if chunk.names is None else chunk.names[i],
-                             None if chunk.labels is None else chunk.labels[i])
-        held = set(np.asarray(state["top"][1]).ravel().tolist())
+          store[(seen + i) * processes + process] = (
+              chunk.images[i], None if chunk.names is None else chunk.names[i],
+              None if chunk.labels is None else chunk.labels[i])
+        held = set(multihost.fetch(state["top"][1]).ravel().tolist())
         if bottom:
-          held |= set(np.asarray(state["bottom"][1]).ravel().tolist())
+          held |= set(multihost.fetch(state["bottom"][1]).ravel().tolist())
         for i in [i for i in store if i not in held]:
           del store[i]
       seen += valid
       bar.update(valid)
+  if processes > 1:
+    seen = int(multihost.gather(np.int64(seen)).sum())
   if seen == 0:
     raise FvjaxError("the dataset is empty")
   if k > seen:
@@ -440,9 +511,11 @@ def dataset_examples(model: Model, objective_or_layer, images, k: int = 9, *,
     stride = (image_shape[0] / cells[0], image_shape[1] / cells[1])
 
   def fetch(which) -> Examples:
-    scores, index, cells = (np.asarray(x) for x in state[which])
+    scores, index, cells = (multihost.fetch(x) for x in state[which])
     flat = index.ravel()
-    if whole is not None:
+    if processes > 1:
+      pictures, pic_names, pic_labels = _gather_examples(flat, store, processes, process)
+    elif whole is not None:
       pictures = whole.images[flat]
       pic_names = [whole.names[i] if whole.names is not None else f"#{i}" for i in flat]
       pic_labels = [whole.labels[i] if whole.labels is not None else "" for i in flat]

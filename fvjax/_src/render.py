@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from fvjax._src import objectives as objectives_lib
 from fvjax._src import optvis
 from fvjax._src.errors import FvjaxError
+from fvjax._src.multihost import fetch as _fetch
 from fvjax._src.model import Model
 
 
@@ -52,15 +53,25 @@ class RenderDiverged(FloatingPointError):
 
 
 # -- the compiled programs: vmapped over units, nothing static but loop lengths ---------------
-@jax.jit
-def _init_all(keys, model, objective, settings):
-  return jax.vmap(optvis.init, in_axes=(0, None, 0, 0))(keys, model, objective, settings)
+def _pin(tree, units):
+  """``tree`` (every leaf with a leading unit axis) constrained to the ``units`` sharding, so
+  the state a step returns is placed like the state it was given (one compilation)."""
+  if units is None:
+    return tree
+  return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, units), tree)
 
 
-@functools.partial(jax.jit, static_argnames=("length",), donate_argnums=(0,))
-def _run_all(state, model, objective, settings, *, length: int):
+@functools.partial(jax.jit, static_argnames=("units",))
+def _init_all(keys, model, objective, settings, *, units=None):
+  return _pin(jax.vmap(optvis.init, in_axes=(0, None, 0, 0))(keys, model, objective, settings),
+              units)
+
+
+@functools.partial(jax.jit, static_argnames=("length", "units"), donate_argnums=(0,))
+def _run_all(state, model, objective, settings, *, length: int, units=None):
   """``length`` steps of every unit: ``(state, scores [K, length])``. One step is a plain
-  vmapped `optvis.step` (no loop); more steps are a `lax.scan`. The state is donated."""
+  vmapped `optvis.step` (no loop); more steps are a `lax.scan`. The state is donated;
+  ``units`` (a sharding of the unit axis, or None) pins where the new state lives."""
   def one(state, objective, settings):
     if length == 1:
       state, score = optvis.step(state, model, objective, settings)
@@ -68,7 +79,7 @@ def _run_all(state, model, objective, settings, *, length: int):
     def body(state, _):
       return optvis.step(state, model, objective, settings)
     return jax.lax.scan(body, state, None, length=length)
-  return jax.vmap(one, in_axes=(0, 0, 0))(state, objective, settings)
+  return _pin(jax.vmap(one, in_axes=(0, 0, 0))(state, objective, settings), units)
 
 
 @jax.jit
@@ -148,7 +159,10 @@ def render(model: Model, objective, *, key: jax.Array, steps: int = 512, size: i
       `fvjax.optvis.setting_names` (``learning_rate``, ``decay``, ``sd``,
       ``transform_strength``, ``l1``, ``total_variation``, ``blur``, dotted paths).
     mesh: a `jax.sharding.Mesh`; the K units are sharded over its first axis (K padded to
-      a multiple of its size), the model's weights replicated.
+      a multiple of its size), the model's weights replicated. The mesh may span several
+      processes (`jax.distributed`): every process then calls `render` with the same
+      arguments, and every process receives the whole result (gathered from all of them);
+      `fvjax.process_units` says which units this process's devices computed.
 
   Returns:
     A `RenderResult`. Raises `FvjaxError` for bad input before anything runs, and
@@ -173,23 +187,24 @@ def optimize_units(model: Model, stacked, keys: jax.Array, settings: optvis.Sett
   """The loop behind `render` for validated input: K stacked objectives, their K typed keys
   and settings whose every leaf has a leading axis of K (`optvis.broadcast`)."""
   count = keys.shape[0]
+  units = None
   if mesh is not None:
-    keys, stacked, settings, model = _shard(mesh, keys, stacked, settings, model)
+    keys, stacked, settings, model, units = _shard(mesh, keys, stacked, settings, model)
   chunk = _chunk_length(steps, snapshots)
   per_call = _steps_per_call(chunk)
-  state = _init_all(keys, model, stacked, settings)
+  state = _init_all(keys, model, stacked, settings, units=units)
   kept: dict[int, np.ndarray] = {}
   traces: list[np.ndarray] = []
   squeeze = (lambda x: x) if keep_batch else (lambda x: x[:, 0])
   if 0 in snapshots:
-    kept[0] = squeeze(np.asarray(_images_all(state, settings))[:count])
+    kept[0] = squeeze(_fetch(_images_all(state, settings))[:count])
 
   def result_so_far(state):
     images, final = _final_all(state, model, stacked, settings)
-    return RenderResult(squeeze(np.asarray(images)[:count]),
+    return RenderResult(squeeze(_fetch(images)[:count]),
                         np.concatenate(traces, axis=1) if traces else np.zeros((count, 0)),
-                        np.asarray(final)[:count], kept,
-                        jax.tree.map(lambda x: np.asarray(x)[:count], state.params))
+                        _fetch(final)[:count], kept,
+                        jax.tree.map(lambda x: _fetch(x)[:count], state.params))
 
   done = 0
   desc = desc or f"render {count} unit{'s' * (count > 1)}"
@@ -199,11 +214,15 @@ def optimize_units(model: Model, stacked, keys: jax.Array, settings: optvis.Sett
       starts = starts[-1:] + [(done, jax.tree.map(jnp.copy, state))]  # runs donate the state
       pending = []
       for _ in range(chunk // per_call):  # queued without waiting (asynchronous dispatch)
-        state, scores = _run_all(state, model, stacked, settings, length=per_call)
+        state, scores = _run_all(state, model, stacked, settings, length=per_call, units=units)
         pending.append(scores)
-      trace = np.concatenate([np.asarray(p) for p in pending], axis=1)[:count]
+      # Every process takes the same branch: the check is one replicated scalar, and the
+      # trace is gathered from every process (a collective when the mesh spans several).
+      finite = bool(_all_finite(pending))
+      trace = _fetch(jnp.concatenate(pending, axis=1) if len(pending) > 1 else pending[0])
+      trace = trace[:count]
       bad = ~np.isfinite(trace)
-      if bad.any():
+      if not finite:
         offset = int(np.argmax(bad.any(axis=0)))
         step = done + offset + 1
         units = np.flatnonzero(bad.any(axis=1)).tolist()
@@ -226,13 +245,21 @@ def optimize_units(model: Model, stacked, keys: jax.Array, settings: optvis.Sett
       bar.update(chunk)
       bar.set_postfix(objective=f"{float(trace[:, -1].mean()):.3g}")
       if done in snapshots:
-        kept[done] = squeeze(np.asarray(_images_all(state, settings))[:count])
+        kept[done] = squeeze(_fetch(_images_all(state, settings))[:count])
   return result_so_far(state)
+
+
+@jax.jit
+def _all_finite(scores):
+  """One boolean scalar (replicated on every device of a mesh): are all ``scores`` finite?"""
+  return jnp.all(jnp.asarray([jnp.isfinite(s).all() for s in scores]))
+
+
 
 
 def _shard(mesh, keys, stacked, settings, model):
   """Pad the unit axis to a multiple of the mesh's first axis and place it sharded over it;
-  replicate the model's weights."""
+  replicate the model's weights. Also returns the units' sharding."""
   from jax.sharding import Mesh, NamedSharding, PartitionSpec
   # Let XLA propagate the unit sharding through the vmapped loop (explicit-axis meshes, as
   # jax.make_mesh builds, would make every intermediate's sharding part of its type).
@@ -254,7 +281,7 @@ def _shard(mesh, keys, stacked, settings, model):
   stacked = jax.tree.map(place, stacked)
   settings = jax.tree.map(place, settings)
   model = jax.device_put(model, NamedSharding(mesh, PartitionSpec()))
-  return keys, stacked, settings, model
+  return keys, stacked, settings, model, units
 
 
 def validate(model, objective, settings: optvis.Settings, steps, snapshots=()):

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fvjax._src import multihost
 from fvjax._src import objectives as objectives_lib
 from fvjax._src import optvis
 from fvjax._src import render as render_lib
@@ -72,6 +73,10 @@ def sweep(model: Model, objective: objectives_lib.Objective | Callable[[dict], A
       so every chunk reuses one compiled loop.
     out: folder for finished chunks (``sweep_chunks/chunk_0000.npz`` ...) to resume from.
     on_chunk: called with each chunk index once that chunk is on disk.
+    mesh: as in `render`. A mesh spanning several processes: every process calls `sweep`
+      with the same arguments and receives the whole result; with ``out`` every process
+      writes the same chunk files (a shared folder or each its own), and a chunk is loaded
+      only if every process finds it, else recomputed everywhere.
 
   Unit k of setting s is the computation of ``render(model, objective_s[k], key=...,
   settings=base settings with s's values)``.
@@ -104,6 +109,8 @@ def sweep(model: Model, objective: objectives_lib.Objective | Callable[[dict], A
     fingerprint = None if path is None else _fingerprint(model, weights, stacked, keys,
                                                          unit_settings, steps, padded)
     stored = _load_chunk(path, fingerprint)
+    if mesh is not None and not multihost.everywhere(stored is not None):
+      stored = None  # a process that lacks the chunk makes every process recompute it
     if stored is not None:
       loaded.append(index)
     else:
@@ -209,7 +216,9 @@ def _load_chunk(path, fingerprint):
 
 def _save_chunk(path, fingerprint, stored, settings):
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  partial = path + ".partial.npz"  # written whole, then renamed: a crash leaves no half file
+  # Written whole, then renamed: a crash leaves no half file. With a mesh over several
+  # processes every process writes the same (gathered) chunk, each through its own file.
+  partial = path + f".partial{jax.process_index()}.npz"
   np.savez_compressed(partial, fingerprint=json.dumps(fingerprint),
                       settings=json.dumps(settings, default=str), **stored)
   os.replace(partial, path)
