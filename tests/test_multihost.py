@@ -85,3 +85,17 @@ def test_two_processes_match_one_process(tmp_path):
     np.testing.assert_allclose(more[0][f"{which}_scores"], solo[f"{which}_scores"], rtol=1e-6)
   np.testing.assert_array_equal(more[0]["top_images"], solo["top_images"])
   assert info[0]["names"][0] == [f"#{i}" for i in more[0]["top_indices"][0]]
+
+
+def test_readme_shows_the_commands_this_test_runs():
+  import importlib.util
+  spec = importlib.util.spec_from_file_location("multihost_worker", WORKER)
+  worker = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(worker)
+  readme = open(os.path.join(REPO, "README.md")).read()
+  section = readme.split("- **Many hosts**", 1)[1].split("\n- **", 1)[0]
+  shown = section.split("```\n", 1)[1].split("```", 1)[0].strip().splitlines()
+  assert [line.strip() for line in shown] == [
+      f"python examples/multihost_render.py --coordinator 127.0.0.1:PORT --num-processes 2 "
+      f"--process-id {i} --units {worker.UNITS} --steps {worker.STEPS} --size {worker.SIZE} "
+      f"--out OUT" for i in range(2)]

@@ -23,6 +23,7 @@ SHARDED_SCRIPT = textwrap.dedent("""
     kwargs = dict(key=jax.random.key(3), steps=4, size=32, progress=False)
     plain = fvjax.render(model, objective, **kwargs)
     sharded = fvjax.render(model, objective, mesh=mesh, **kwargs)
+    again = fvjax.render(model, objective, mesh=mesh, **kwargs)
     one = dict(kwargs, steps=1)
     plain1 = fvjax.render(model, objective, **one)
     sharded1 = fvjax.render(model, objective, mesh=mesh, **one)
@@ -34,10 +35,13 @@ SHARDED_SCRIPT = textwrap.dedent("""
                                         progress=False, mesh=mesh)
     print(json.dumps({
         "images": float(np.abs(plain.images - sharded.images).max()),
+        "images_mean": float(np.abs(plain.images - sharded.images).mean()),
+        "again": float(np.abs(again.images - sharded.images).max()),
         "images_step1": float(np.abs(plain1.images - sharded1.images).max()),
-        "final": float(np.abs(plain.final - sharded.final).max()),
+        "final": float((np.abs(plain.final - sharded.final) / np.abs(plain.final)).max()),
         "shape": list(sharded.images.shape),
         "sweep": float(np.abs(sweep.images[0] - plain.images).max()),
+        "sweep_mean": float(np.abs(sweep.images[0] - plain.images).mean()),
         "examples_same_indices": bool((plain_ex.top.indices == sharded_ex.top.indices).all()
                                       and (plain_ex.bottom.indices == sharded_ex.bottom.indices).all()),
         "examples_scores": float(np.abs(plain_ex.top.scores - sharded_ex.top.scores).max()),
@@ -45,17 +49,26 @@ SHARDED_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_sharded_render_equals_unsharded_on_8_simulated_devices(run_on_simulated_devices):
+def test_sharded_render_agrees_with_unsharded_on_8_simulated_devices(run_on_simulated_devices):
+  """What holds between sharded and unsharded runs (README, Scale): the same optimization,
+  not the same bits. A device's program is compiled for its own batch of units (here 1 unit
+  per device against 5 on one), XLA's CPU kernels then round differently, and the
+  optimization amplifies it (benchmarks/sharding_equality.py measures why and how much)."""
   diffs = json.loads(run_on_simulated_devices(SHARDED_SCRIPT, 8).strip().splitlines()[-1])
   assert diffs["shape"] == [5, 32, 32, 3]
-  # One step: the same computation on other devices, equal to float rounding. After 4 Adam
-  # steps rounding noise in near-zero gradients is amplified to ~lr-sized updates of a few
-  # Fourier coefficients, so the end is compared loosely and the objective tightly. Max pixel
-  # differences seen on AMD EPYC: images 3.4e-4, sweep 3.4e-4 (2026-12-02, this test's
-  # script); images 1.25e-6, sweep 1.56e-3 (the run reported in issue 12); on Intel Xeon
-  # (2026-12-02): images 1.5e-6, sweep 1.9e-6.
-  assert diffs["images_step1"] < 1e-5, diffs
-  assert diffs["images"] < 1e-2 and diffs["sweep"] < 1e-2 and diffs["final"] < 1e-3, diffs
+  assert diffs["again"] == 0.0, diffs  # a sharded run repeats itself bit for bit
+  # One step: rounding. Max pixel after 1 step: 1.4e-6 (AMD EPYC, 2026-12-06), 1.5e-6 (Intel
+  # Xeon, 2026-12-02).
+  assert diffs["images_step1"] < 1e-4, diffs
+  # 4 steps: Adam's first update lr * g / (|g| + eps) turns absolute rounding of gradients
+  # near or below eps into parameter differences ~lr * rounding / eps, and later steps grow
+  # them. Measured on AMD EPYC (2026-12-06): max pixel 5.5e-3 (images), 1.56e-3 (sweep,
+  # issue 14), mean pixel 1.2e-4, final objective 5.3e-3 relative; Intel Xeon (2026-12-02):
+  # max 1.5e-6 / 1.9e-6. Bounds ~10x the largest measurement.
+  assert diffs["images"] < 5e-2 and diffs["sweep"] < 5e-2, diffs
+  assert diffs["images_mean"] < 2e-3 and diffs["sweep_mean"] < 2e-3, diffs
+  assert diffs["final"] < 5e-2, diffs
+  # Dataset examples only run the forward pass: the same images, scores to rounding.
   assert diffs["examples_same_indices"] and diffs["examples_scores"] < 1e-5, diffs
 
 
