@@ -15,7 +15,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Model", "render", "RenderResult", "RenderDiverged", "FvjaxError",
     "count_compiles", "CompileLog",
-    "sweep", "SweepResult", "grid_settings", "process_units", "dataset_examples", "DatasetExamples", "Examples",
+    "sweep", "SweepResult", "grid_settings", "dataset_examples", "DatasetExamples", "Examples",
+    "process_units",
     "objectives", "optvis", "param", "pytree", "presets", "transforms", "zoo", "data", "plot",
     "experiment",
     "attribution", "digits", "reliability", "adversarial", "lipschitz",
