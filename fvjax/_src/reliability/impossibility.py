@@ -55,6 +55,9 @@ from typing import NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
+
+from fvjax._src.errors import FvjaxError
 
 __all__ = [
     "Extremes",
@@ -83,6 +86,13 @@ __all__ = [
     "random_affine_1d",
     "affine_recovery_errors",
     "affine_2d_twins",
+    "black_box_twins",
+    "monotone_twins_1d",
+    "convex_twins_1d",
+    "lipschitz_envelopes",
+    "decode_lipschitz",
+    "train_relu_mlp",
+    "order_accuracy",
 ]
 
 # A ReLU network: ((W_1, b_1), ..., (W_L, b_L)); W_l has shape (d_{l-1}, d_l),
@@ -104,7 +114,7 @@ def grid_points(dim: int, n_per_axis: int, lo: float = 0.0, hi: float = 1.0) -> 
       at ``(x_0 = axis[i], x_1 = axis[j])``.
     """
     if dim < 1 or n_per_axis < 2:
-        raise ValueError("need dim >= 1 and n_per_axis >= 2")
+        raise FvjaxError(f"need dim >= 1 and n_per_axis >= 2, got {dim}, {n_per_axis}")
     axis = np.linspace(lo, hi, n_per_axis, dtype=np.float64)
     mesh = np.meshgrid(*([axis] * dim), indexing="ij")
     return np.stack([m.reshape(-1) for m in mesh], axis=-1)
@@ -391,6 +401,7 @@ def make_twins(
     points,
     delta_frac: float = 1e-3,
     plateau_frac: float = 0.5,
+    center=None,
 ) -> TwinPair:
     """Build ReLU twins ``g_plus = max(f, B)``, ``g_minus = min(f, A)``.
 
@@ -417,25 +428,39 @@ def make_twins(
       points: ``(N, d)`` dense grid used to find the extremes of ``base``.
       delta_frac: in ``(0, 0.25]``; smaller means twins closer to the extremes.
       plateau_frac: in ``[0, 1)``; plateau radius as a fraction of ``rho``.
+      center: ``(d,)`` the plateau centre, or None for the grid point farthest from both
+        extremes; any point other than the extremes works (``rho`` is then its L1
+        distance to the nearer extreme, and the bump is correspondingly steeper): put it
+        next to ``argmax`` to show that even the function *near* the argmax is not
+        determined.
 
     Returns:
       :class:`TwinPair`.
     """
     if not 0.0 < delta_frac <= 0.25:
-        raise ValueError("delta_frac must be in (0, 0.25]")
+        raise FvjaxError(f"delta_frac must be in (0, 0.25], got {delta_frac!r}")
     if not 0.0 <= plateau_frac < 1.0:
-        raise ValueError("plateau_frac must be in [0, 1)")
+        raise FvjaxError(f"plateau_frac must be in [0, 1), got {plateau_frac!r}")
     pts = np.asarray(points, np.float64)
     vals = mlp_apply_np(base, pts)
     vis = feature_visualization(vals, pts)
     r_val = vis.value_range
     if not r_val > 0:
-        raise ValueError("base network is constant on the grid; nothing to hide")
-    d_min = np.abs(pts - vis.argmin).sum(axis=1)
-    d_max = np.abs(pts - vis.argmax).sum(axis=1)
-    score = np.minimum(d_min, d_max)
-    ic = int(np.argmax(score))
-    center, rho = pts[ic].copy(), float(score[ic])
+        raise FvjaxError("base network is constant on the grid; nothing to hide")
+    if center is None:
+        d_min = np.abs(pts - vis.argmin).sum(axis=1)
+        d_max = np.abs(pts - vis.argmax).sum(axis=1)
+        score = np.minimum(d_min, d_max)
+        ic = int(np.argmax(score))
+        center, rho = pts[ic].copy(), float(score[ic])
+    else:
+        center = np.asarray(center, np.float64).reshape(-1)
+        if center.shape != (pts.shape[1],):
+            raise FvjaxError(f"center must have shape ({pts.shape[1]},), got {center.shape}")
+        rho = float(min(np.abs(center - vis.argmin).sum(), np.abs(center - vis.argmax).sum()))
+        if not rho > 0:
+            raise FvjaxError(f"center {center.tolist()} is an extreme of the base network; "
+                             "put it anywhere else")
     radius = plateau_frac * rho
     slope = 2.0 * r_val / (rho - radius)
     delta = delta_frac * r_val
@@ -660,5 +685,157 @@ def affine_2d_twins(t: float = 0.95) -> tuple[MLPParams, MLPParams]:
     for affine functions does not extend beyond one input dimension.
     """
     if not 0.5 < t < 1.0:
-        raise ValueError("t must be in (0.5, 1)")
+        raise FvjaxError(f"t must be in (0.5, 1), got {t!r}")
     return linear_mlp([t, 1.0 - t], 0.0), linear_mlp([1.0 - t, t], 0.0)
+
+
+# ----------------------------------------------------------------------------
+# More function classes: black box, monotonic, convex, Lipschitz, ERM-trained
+# ----------------------------------------------------------------------------
+
+
+def black_box_twins(values, points, center, radius: float, delta_frac: float = 1e-3):
+    """Twins of an arbitrary function given by its ``(N,)`` values on ``points``: on the L1
+    ball of ``radius`` around ``center`` (which must not contain an extreme), ``g_plus`` is
+    ``max f - delta`` and ``g_minus`` is ``min f + delta``; elsewhere both equal ``f``. No
+    continuity, no network: the black-box case. Returns ``(g_plus, g_minus)`` ``(N,)``."""
+    v = np.asarray(values, np.float64)
+    pts = np.asarray(points, np.float64)
+    vis = feature_visualization(v, pts)
+    ball = np.abs(pts - np.asarray(center, np.float64)).sum(axis=1) <= radius
+    if ball[vis.imin] or ball[vis.imax]:
+        raise FvjaxError("the ball around center contains an extreme; pick another center or "
+                         "a smaller radius")
+    delta = delta_frac * vis.value_range
+    return (np.where(ball, vis.fmax - delta, v), np.where(ball, vis.fmin + delta, v))
+
+
+def monotone_twins_1d(fmin: float, fmax: float, eps: float = 0.05,
+                      delta_frac: float = 1e-3) -> tuple[MLPParams, MLPParams]:
+    """Two strictly increasing ReLU networks on ``[0, 1]`` with argmin 0, argmax 1, min
+    ``fmin`` and max ``fmax``: ``g_plus`` rises to ``max - delta`` within ``eps`` of 0,
+    ``g_minus`` stays within ``delta`` of ``min`` until ``1 - eps``
+    (``delta = delta_frac * (fmax - fmin)`` is a slope that keeps them strictly
+    increasing). They differ by ``(1 - 2 eps)(R - delta)`` or more at ``x = 1/2``."""
+    r = float(fmax) - float(fmin)
+    if not r > 0 or not 0 < eps < 0.5:
+        raise FvjaxError(f"need fmax > fmin and eps in (0, 0.5), got {fmin}, {fmax}, {eps}")
+    delta = delta_frac * r
+    w1 = jnp.asarray([[1.0, 1.0, 1.0]], jnp.float32)
+    b1 = jnp.asarray([0.0, -eps, -(1.0 - eps)], jnp.float32)
+    k = (r - delta) / eps
+    plus = ((w1, b1), (jnp.asarray([[delta + k], [-k], [0.0]], jnp.float32),
+                       jnp.asarray([fmin], jnp.float32)))
+    minus = ((w1, b1), (jnp.asarray([[delta], [0.0], [k]], jnp.float32),
+                        jnp.asarray([fmin], jnp.float32)))
+    return plus, minus
+
+
+def _max_affine(lines) -> MLPParams:
+    """``max_i (a_i x + b_i)`` of 1-D affine pieces as a ReLU network."""
+    net = linear_mlp([lines[0][0]], lines[0][1])
+    for a, b in lines[1:]:
+        net = max_mlp(net, linear_mlp([a], b))
+    return net
+
+
+def convex_twins_1d(fmin: float, fmax: float, argmin: float = 0.25, eps: float = 0.05,
+                    delta_frac: float = 1e-3) -> tuple[MLPParams, MLPParams]:
+    """Two convex ReLU networks (maxima of affine pieces) on ``[0, 1]`` with argmin
+    ``argmin``, argmax 1, min ``fmin``, max ``fmax``: ``g_plus`` is the chord from
+    ``(argmin, fmin)`` to ``(1, fmax)`` (the largest convex function allowed there),
+    ``g_minus`` stays within ``delta`` of ``fmin`` until ``1 - eps`` and then rises
+    steeply. Left of ``argmin`` both rise by only ``delta``, so argmax stays at 1."""
+    r = float(fmax) - float(fmin)
+    if not r > 0 or not 0 < argmin < 1 - eps or not 0 < eps < 1:
+        raise FvjaxError(f"need fmax > fmin, 0 < argmin < 1 - eps; got {fmin}, {fmax}, "
+                         f"{argmin}, {eps}")
+    delta = delta_frac * r
+    a = float(argmin)
+    left = (-delta / a, fmin + delta)                      # fmin + delta (a - x) / a
+    chord = (r / (1 - a), fmin - r * a / (1 - a))          # through (a, fmin), (1, fmax)
+    flat = (delta / (1 - a), fmin - delta * a / (1 - a))   # fmin + delta (x - a) / (1 - a)
+    steep = (r / eps, fmax - r / eps)                      # fmax at 1, fmin at 1 - eps
+    return _max_affine([left, chord]), _max_affine([left, flat, steep])
+
+
+def lipschitz_envelopes(vis: Extremes, points, lipschitz: float, eta_frac: float = 1e-3):
+    """The largest and smallest ``L``-Lipschitz functions (Euclidean norm) with the
+    visualization ``vis``: ``upper = min(max - eta |x - argmax|, min + L |x - argmin|)`` and
+    ``lower = max(min + eta |x - argmin|, max - L |x - argmax|)`` (``eta = eta_frac * L``
+    keeps the extremes unique). Every ``L``-Lipschitz function with these extremes lies
+    between them (up to ``eta``), and both are such functions, so the envelope width is
+    exactly what the visualization leaves open. Needs ``L >= R / |argmax - argmin|``.
+    Returns ``(upper, lower)`` ``(N,)``."""
+    pts = np.asarray(points, np.float64)
+    dmin = np.linalg.norm(pts - vis.argmin, axis=1)
+    dmax = np.linalg.norm(pts - vis.argmax, axis=1)
+    need = vis.value_range / float(np.linalg.norm(vis.argmax - vis.argmin))
+    if lipschitz < need * (1 - 1e-12):
+        raise FvjaxError(f"no {lipschitz}-Lipschitz function has this visualization: L must "
+                         f"be at least range / |argmax - argmin| = {need}")
+    eta = eta_frac * lipschitz
+    upper = np.minimum(vis.fmax - eta * dmax, vis.fmin + lipschitz * dmin)
+    lower = np.maximum(vis.fmin + eta * dmin, vis.fmax - lipschitz * dmax)
+    return upper, lower
+
+
+def decode_lipschitz(vis: Extremes, points, lipschitz: float) -> np.ndarray:
+    """The best decoder for ``L``-Lipschitz functions: the middle of the envelope of
+    `lipschitz_envelopes`; its error is at most half the envelope width, which is at most
+    ``L`` times the distance to the nearer extreme. Returns ``(N,)``."""
+    upper, lower = lipschitz_envelopes(vis, points, lipschitz)
+    return 0.5 * (upper + lower)
+
+
+def train_relu_mlp(key: jax.Array, points, targets, hidden: Sequence[int] = (32, 32), *,
+                   steps: int = 3000, learning_rate: float = 1e-2) -> tuple[MLPParams, float]:
+    """Empirical risk minimisation: a ReLU MLP (`init_relu_mlp` with ``key``) trained by
+    full-batch Adam on the mean squared error to ``targets`` ``(N,)`` at ``points``
+    ``(N, d)``. Returns ``(params, final training MSE)``."""
+    x = jnp.asarray(points, jnp.float32)
+    y = jnp.asarray(targets, jnp.float32)
+    params = init_relu_mlp(key, x.shape[1], tuple(hidden))
+    tx = optax.adam(learning_rate)
+
+    def loss(p):
+        return jnp.mean((mlp_apply(p, x) - y) ** 2)
+
+    def step(carry, _):
+        p, s = carry
+        value, g = jax.value_and_grad(loss)(p)
+        u, s = tx.update(g, s, p)
+        return (optax.apply_updates(p, u), s), value
+
+    (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), None, length=int(steps))
+    return params, float(loss(params))
+
+
+def order_accuracy(values_plus, values_minus, pairs, predict_first_larger) -> dict:
+    """A weaker notion of understanding: "which of two inputs activates the unit more?".
+
+    Args:
+      values_plus, values_minus: ``(N,)`` twin values.
+      pairs: ``(P, 2)`` indices into the N points.
+      predict_first_larger: ``(P,)`` bool predictions (from the visualization only).
+
+    Returns:
+      dict: ``acc_plus``, ``acc_minus`` (fraction of pairs ordered right, ties excluded),
+      ``worst``, ``disagree`` (fraction of pairs the twins order differently; on those any
+      prediction is right for exactly one twin).
+    """
+    i, j = np.asarray(pairs).T
+    q = np.asarray(predict_first_larger, bool)
+    out = {}
+    orders = []
+    for name, v in (("plus", values_plus), ("minus", values_minus)):
+        v = np.asarray(v, np.float64)
+        strict = v[i] != v[j]
+        truth = v[i] > v[j]
+        orders.append(np.where(strict, truth, -1))
+        out[f"acc_{name}"] = float(np.mean(q[strict] == truth[strict])) if strict.any() \
+            else float("nan")
+    out["worst"] = min(out["acc_plus"], out["acc_minus"])
+    both = (orders[0] >= 0) & (orders[1] >= 0)
+    out["disagree"] = float(np.mean(orders[0][both] != orders[1][both])) if both.any() else 0.0
+    return out
