@@ -5,7 +5,9 @@ line) renders every chosen unit in compiled batches, finds its dataset examples,
 with the trust report and writes ``out/index.html``, ``out/<layer>/index.html`` and
 ``out/<layer>/<unit>.html``; a killed build resumes from ``out/_build``."""
 
-from fvjax._src.atlas.build import AtlasResult, AtlasUnit, build, parse_units, unit_key
+from fvjax._src.atlas.build import (AtlasResult, AtlasUnit, build, parse_units, step_flops,
+                                    unit_key)
 from fvjax._src.atlas.pages import histogram_svg
 
-__all__ = ["build", "AtlasResult", "AtlasUnit", "parse_units", "unit_key", "histogram_svg"]
+__all__ = ["build", "AtlasResult", "AtlasUnit", "parse_units", "unit_key", "step_flops",
+           "histogram_svg"]

@@ -208,3 +208,29 @@ def test_jump_box_goes_to_the_unit(built, browser):
   WebDriverWait(browser, 5).until(lambda d: _path(d.current_url) == target)
   assert browser.find_element(By.TAG_NAME, "h1").text == "leaky_re_lu_2:1"
   assert _errors(browser) == []
+
+
+def test_cli_dry_run_and_bad_input(built, tmp_path, capsys):
+  """``fvjax atlas --dry-run`` counts the units and times a first batch per layer (the jit
+  caches are warm from the build above); bad input exits 2 with one line."""
+  from PIL import Image
+
+  from fvjax._src.cli import main
+  folder = tmp_path / "photos"
+  folder.mkdir()
+  for i, image in enumerate(np.asarray(built[1].images if hasattr(built[1], "images")
+                                       else built[1])[:10]):
+    Image.fromarray((image * 255).astype(np.uint8)).save(folder / f"{i}.png")
+  out = tmp_path / "atlas"
+  args = ["atlas", "--layers", ",".join(LAYERS), "--units", "0:2", "--steps", "4", "--size",
+          "32", "--k", "2", "--batch-units", "1", "--images", str(folder), "--out", str(out),
+          "--no-progress"]
+  assert main(args + ["--dry-run"]) == 0
+  printed = capsys.readouterr().out
+  assert "4 units in 4 batches: estimated" in printed
+  assert "leaky_re_lu_2: 2 units in 2 batches of 1" in printed
+  assert not out.exists()  # a dry run writes nothing
+  assert main(args[:2] + ["logits"] + args[3:]) == 2
+  err = capsys.readouterr().err.strip()
+  assert err.startswith("fvjax atlas: error: layer 'logits' has shape (1000,)")
+  assert len(err.splitlines()) == 1

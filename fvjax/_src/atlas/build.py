@@ -562,3 +562,19 @@ def _versions() -> dict[str, str]:
           "device": f"{device.platform} ({getattr(device, 'device_kind', '')})"
                     + (f", {cpu}" if cpu and device.platform == "cpu" else "")
                     + f", {os.cpu_count()} cores"}
+
+
+def step_flops(model: Model, layer: str, *, size: int = 128, diversity: int = 4,
+               diversity_weight: float = 100.0) -> float:
+  """FLOPs of one optimization step of one atlas unit of ``layer`` (its 1 + ``diversity``
+  images of ``size`` px: parameterization, transforms, the model up to ``layer`` forward and
+  backward, the optimizer), from XLA's cost analysis of the compiled step."""
+  settings = render_lib.settings_from(size=size, batch=1 + diversity)
+  objective = AtlasUnit(layer, jnp.int32(0), jnp.float32(diversity_weight))
+  render_lib.validate(model, objective, settings, 1)
+  state = optvis.init(jax.random.key(0), model, objective, settings)
+  compiled = jax.jit(optvis.step).lower(state, model, objective, settings).compile()
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0]
+  return float(analysis["flops"])
