@@ -207,6 +207,12 @@ def test_jump_box_goes_to_the_unit(built, browser):
   target = out / "leaky_re_lu_2" / "1.html"
   WebDriverWait(browser, 5).until(lambda d: _path(d.current_url) == target)
   assert browser.find_element(By.TAG_NAME, "h1").text == "leaky_re_lu_2:1"
+  hrefs = browser.execute_script("return [...document.links].map(a => a.href);")
+  assert (out / "leaky_re_lu_1" / "1.html").as_uri() in hrefs  # the same unit, layer before
+  from selenium.webdriver.common.keys import Keys
+  browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)  # the previous unit
+  WebDriverWait(browser, 5).until(
+      lambda d: _path(d.current_url) == out / "leaky_re_lu_2" / "0.html")
   assert _errors(browser) == []
 
 
