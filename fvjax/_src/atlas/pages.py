@@ -118,7 +118,7 @@ def write_index(out, manifest) -> None:
   versions = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>"
                      for k, v in manifest["versions"].items())
   body = (f'<header><h1>{_e(manifest["model"])} atlas</h1><p>{manifest["units"]} units of '
-          f'{len(manifest["layers"])} layers; input {manifest["input"][0]}x'
+          f'{len(manifest["layers"])} layer{"s" * (len(manifest["layers"]) != 1)}; input {manifest["input"][0]}x'
           f'{manifest["input"][1]}x3. Each unit has a page with its feature visualization, a '
           'diversity batch, snapshots, dataset examples, its activation distribution on the '
           'natural images and its trust report.</p></header>'
