@@ -71,9 +71,9 @@ def histogram_svg(values, marker: float, *, width: int = 480, height: int = 150,
       continue
     h = (bottom - top) * c / tallest
     x = left + (a - lo) * scale_x
-    parts.append(f'<rect x="{x:.1f}" y="{bottom - h:.1f}" width="{max((b - a) * scale_x - 1, 1):.1f}" '
-                 f'height="{h:.1f}" fill="#7a8a9a"><title>{c} images in [{a:.3g}, {b:.3g})'
-                 '</title></rect>')
+    w = max((b - a) * scale_x - 1, 1)
+    parts.append(f'<rect x="{x:.1f}" y="{bottom - h:.1f}" width="{w:.1f}" height="{h:.1f}" '
+                 f'fill="#7a8a9a"><title>{c} images in [{a:.3g}, {b:.3g})</title></rect>')
   mx = left + (marker - lo) * scale_x
   parts.append(f'<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="#333"/>')
   parts.append(f'<line x1="{mx:.1f}" y1="{top}" x2="{mx:.1f}" y2="{bottom}" stroke="#d0021b" '
@@ -117,9 +117,10 @@ def write_index(out, manifest) -> None:
                      "</td></tr>" for k, v in manifest["settings"].items())
   versions = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>"
                      for k, v in manifest["versions"].items())
+  count = len(manifest["layers"])
   body = (f'<header><h1>{_e(manifest["model"])} atlas</h1><p>{manifest["units"]} units of '
-          f'{len(manifest["layers"])} layer{"s" * (len(manifest["layers"]) != 1)}; input {manifest["input"][0]}x'
-          f'{manifest["input"][1]}x3. Each unit has a page with its feature visualization, a '
+          f'{count} layer{"s" * (count != 1)}; input {manifest["input"][0]}x{manifest["input"][1]}'
+          'x3. Each unit has a page with its feature visualization, a '
           'diversity batch, snapshots, dataset examples, its activation distribution on the '
           'natural images and its trust report.</p></header>'
           '<main><h2>Layers</h2><table class="layers"><thead><tr><th>layer</th><th>shape</th>'
