@@ -1,7 +1,7 @@
 """fvjax: optimization-based interpretability of vision models in JAX."""
 
-from fvjax import (adversarial, attribution, data, digits, experiment, lipschitz, objectives,
-                   optvis, param, plot, presets, pytree, reliability, transforms, zoo)
+from fvjax import (adversarial, atlas, attribution, data, digits, experiment, lipschitz,
+                   objectives, optvis, param, plot, presets, pytree, reliability, transforms, zoo)
 from fvjax._src.compiles import CompileLog, count_compiles
 from fvjax._src.dataset_examples import DatasetExamples, Examples, dataset_examples
 from fvjax._src.errors import FvjaxError
@@ -19,5 +19,5 @@ __all__ = [
     "process_units",
     "objectives", "optvis", "param", "pytree", "presets", "transforms", "zoo", "data", "plot",
     "experiment",
-    "attribution", "digits", "reliability", "adversarial", "lipschitz",
+    "atlas", "attribution", "digits", "reliability", "adversarial", "lipschitz",
 ]

@@ -7,6 +7,7 @@
     fvjax sweep --layer leaky_re_lu_8 --channels 0:4 --learning-rate 0.02,0.05 --decay 1,1.5 \
         --out sweep/                                                    # resumable
     fvjax layers --model tiny-darknet
+    fvjax atlas --layers leaky_re_lu_5,leaky_re_lu_8 --units 0:64 --images DIR --out atlas/
 
 ``render`` writes ``grid.png`` (one labelled tile per unit), ``images.npz`` (``images``:
 float32 [K, H, W, 3] in [0, 1], or [K, B, H, W, 3] with ``--batch B``; ``trace``: [K, steps];
@@ -90,6 +91,28 @@ def _parser() -> argparse.ArgumentParser:
   sweep.add_argument("--settings-per-chunk", type=int, default=4)
   sweep.add_argument("--seed", type=int, default=0, help="base PRNG seed")
   sweep.add_argument("--no-progress", action="store_true")
+
+  atlas = sub.add_parser("atlas", help="a static site of every unit of some layers")
+  atlas.add_argument("--model", default="tiny-darknet")
+  atlas.add_argument("--weights", default=None)
+  atlas.add_argument("--layers", required=True, help="comma-separated spatial layers")
+  atlas.add_argument("--units", default=None, help="START:STOP[:STEP] (clipped per layer), "
+                     "N or N,M,...; default: every unit")
+  atlas.add_argument("--images", required=True, help="folder of natural images")
+  atlas.add_argument("--out", required=True, help="output folder (a killed build resumes)")
+  atlas.add_argument("--steps", type=int, default=512)
+  atlas.add_argument("--size", type=int, default=128)
+  atlas.add_argument("--diversity", type=int, default=4, help="diversity images per unit")
+  atlas.add_argument("--k", type=int, default=6, help="top and bottom dataset examples")
+  atlas.add_argument("--batch-units", type=int, default=8, help="units per compiled batch")
+  atlas.add_argument("--max-images", type=int, default=None, help="use the first N images")
+  atlas.add_argument("--format", default="webp", choices=("webp", "png"))
+  atlas.add_argument("--seed", type=int, default=0)
+  atlas.add_argument("--dry-run", action="store_true",
+                     help="print the units and the time estimated from a first batch per layer")
+  atlas.add_argument("--overwrite", action="store_true",
+                     help="recompute stored batches of other settings instead of refusing")
+  atlas.add_argument("--no-progress", action="store_true")
 
   layers = sub.add_parser("layers", help="list a model's layers and activation shapes")
   layers.add_argument("--model", default="tiny-darknet")
@@ -297,6 +320,41 @@ def _sweep(args) -> None:
         f"({len(result.loaded)} chunks loaded from disk) -> {args.out}")
 
 
+def _atlas(args, argv=None) -> None:
+  import shlex
+
+  import jax
+
+  from fvjax._src.atlas.build import build
+  from fvjax._src.data import image_folder
+  from fvjax._src.zoo import registry
+
+  model = registry.load(args.model, weights=args.weights)
+  if args.max_images is not None and args.max_images < 1:
+    raise FvjaxError(f"--max-images must be >= 1, got {args.max_images}")
+  images = image_folder(args.images, model.input_size, crop=True, limit=args.max_images)
+  command = "fvjax " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+  result = build(model, args.layers, images, args.out, key=jax.random.key(args.seed),
+                 units=args.units, steps=args.steps, size=args.size, diversity=args.diversity,
+                 k=args.k, batch_units=args.batch_units, image_format=args.format,
+                 overwrite=args.overwrite, dry_run=args.dry_run, progress=not args.no_progress,
+                 command=command)
+  if args.dry_run:
+    estimate = result.estimate
+    for row in estimate["layers"]:
+      print(f"{row['layer']}: {row['units']} units in {row['batches']} batches of "
+            f"{row['batch size']}; compile {row['compile_s']:.1f} s, {row['step_s']:.3f} s per "
+            f"step of a batch, natural images {row['natural_s']:.0f} s -> "
+            f"{row['estimate_s'] / 60:.1f} min")
+    print(f"{estimate['units']} units in {estimate['batches']} batches: estimated "
+          f"{estimate['total_s'] / 3600:.2f} h ({estimate['total_s'] / 60:.0f} min) for "
+          f"{args.steps} steps at {args.size} px, from a first batch per layer timed over "
+          f"{estimate['probe_steps']} steps")
+    return
+  print(f"atlas of {result.units} units in {result.seconds:.1f}s ({len(result.computed)} "
+        f"batches computed, {len(result.loaded)} resumed) -> {args.out}/index.html")
+
+
 def compilation_cache_dir() -> str | None:
   """Where the CLI keeps JAX's persistent compilation cache: ``$FVJAX_CACHE_DIR``, or
   ``$XDG_CACHE_HOME/fvjax/jax`` (default ``~/.cache/fvjax/jax``); ``FVJAX_CACHE_DIR=off``
@@ -327,10 +385,11 @@ class RenderStopped(Exception):
 
 def main(argv=None) -> int:
   args = _parser().parse_args(argv)
-  if args.command in ("render", "sweep"):
+  if args.command in ("render", "sweep", "atlas"):
     _enable_compilation_cache()
   try:
-    {"render": _render, "layers": _layers, "sweep": _sweep}[args.command](args)
+    {"render": _render, "layers": _layers, "sweep": _sweep,
+     "atlas": lambda a: _atlas(a, argv)}[args.command](args)
   except FvjaxError as err:
     print(f"fvjax {args.command}: error: {err}", file=sys.stderr)
     return 2

@@ -1,0 +1,1 @@
+"""`fvjax atlas`: a static, browsable site of every unit of some layers (see `build`)."""
