@@ -1,9 +1,9 @@
 """Bring your own model: flax.nnx, equinox and haiku; validated outputs (dicts, NHWC);
 fixed-size models; layer tables without weights."""
 
+import pathlib
 import re
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -77,38 +77,52 @@ def test_nnx_cnn_equals_its_eval_mode_call_and_renders():
   assert (result.trace[:, -1] > result.trace[:, 0]).all()
 
 
+def _linen_module():
+  import flax.linen as nn
+  return nn.Dense(3)
+
+
 def test_from_flax_given_an_nnx_module_points_to_from_nnx():
   with pytest.raises(fvjax.FvjaxError, match=r"NnxCNN is a flax.nnx module.*Model.from_nnx"):
     fvjax.Model.from_flax(NnxCNN(nnx.Rngs(0)), None, input_size=(32, 32))
   with pytest.raises(fvjax.FvjaxError, match="from_nnx takes a flax.nnx Module.*from_flax"):
-    fvjax.Model.from_nnx(FixedSize(), input_size=(32, 32))
+    fvjax.Model.from_nnx(_linen_module(), input_size=(32, 32))
 
 
-# -- equinox and haiku through from_fn (the README's recipes) --------------------------------
-def test_equinox_recipe_nchw_transposed_or_declared():
-  eqx = pytest.importorskip("equinox")
+# -- the README's recipes, executed as they stand ---------------------------------------------
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
-  class EqxCNN(eqx.Module):
-    conv1: eqx.nn.Conv2d
-    conv2: eqx.nn.Conv2d
 
-    def __init__(self, key):
-      k1, k2 = jax.random.split(key)
-      self.conv1 = eqx.nn.Conv2d(3, 8, 3, padding=1, key=k1)
-      self.conv2 = eqx.nn.Conv2d(8, 16, 3, stride=2, padding=1, key=k2)
+def _readme_blocks():
+  readme = (REPO / "README.md").read_text()
+  section = readme.split("## Bring your own model", 1)[1].split("\n## ", 1)[0]
+  blocks = [b.split("```", 1)[0] for b in section.split("```python\n")[1:]]
+  assert len(blocks) == 4  # nnx, equinox, haiku, fixed size
+  return blocks
 
-    def __call__(self, x):  # one image [3, H, W] -> {layer: [C, H, W]}
-      a = jax.nn.relu(self.conv1(x))
-      return {"conv1": a, "conv2": self.conv2(a)}
 
-  params, static = eqx.partition(EqxCNN(jax.random.key(0)), eqx.is_array)
+def test_readme_nnx_and_haiku_recipes(capsys):
+  pytest.importorskip("haiku")
+  nnx_block, _, haiku_block, _ = _readme_blocks()
+  namespace: dict = {}
+  exec(compile(nnx_block, "README nnx", "exec"), namespace)
+  assert namespace["model"].layers == {
+      "bn1": (16, 16, 16), "conv1": (16, 16, 16), "conv2": (16, 16, 32), "drop": (32,),
+      "head": (10,), "logits": (10,)}
+  exec(compile(haiku_block, "README haiku", "exec"), namespace)
+  assert namespace["hk_model"].layers == {"conv1": (32, 32, 8), "conv2": (16, 16, 16),
+                                          "logits": (10,)}
 
-  def apply(params, images):  # [B, H, W, 3] -> {layer: [B, H, W, C]}
-    acts = jax.vmap(eqx.combine(params, static))(jnp.transpose(images, (0, 3, 1, 2)))
-    return {name: jnp.transpose(a, (0, 2, 3, 1)) for name, a in acts.items()}
 
-  model = fvjax.Model.from_fn(apply, params, input_size=(32, 32), name="eqx-cnn")
+def test_readme_equinox_recipe_and_its_nchw_forms():
+  pytest.importorskip("equinox")
+  nnx_block, eqx_block, _, _ = _readme_blocks()
+  namespace: dict = {}
+  exec(compile(nnx_block.split("class CNN")[0] + eqx_block, "README equinox", "exec"), namespace)
+  model, result = namespace["eqx_model"], namespace["result"]
   assert model.layers == {"conv1": (32, 32, 8), "conv2": (16, 16, 16)}
+  assert result.images.shape == (1, 48, 48, 3) and result.trace[0, -1] > result.trace[0, 0]
+  eqx, params, static = namespace["eqx"], namespace["params"], namespace["static"]
 
   def naive(params, images):  # forgets the layout: NCHW activations
     return jax.vmap(eqx.combine(params, static))(jnp.transpose(images, (0, 3, 1, 2)))
@@ -118,28 +132,8 @@ def test_equinox_recipe_nchw_transposed_or_declared():
   declared = fvjax.Model.from_fn(naive, params, input_size=(32, 32), layout="NCHW")
   assert declared.layers == model.layers
   images = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3))
-  np.testing.assert_array_equal(declared(images)["conv2"], model(images)["conv2"])
-  result = fvjax.render(declared, obj.channel("conv2", 3), key=jax.random.key(0), steps=8,
-                        size=48, progress=False)
-  assert result.images.shape == (1, 48, 48, 3) and result.trace[0, -1] > result.trace[0, 0]
-
-
-def test_haiku_recipe():
-  hk = pytest.importorskip("haiku")
-
-  def forward(images):  # [B, H, W, 3] -> {layer: activation}, NHWC like flax
-    a = jax.nn.relu(hk.Conv2D(8, 3, name="conv1")(images))
-    b = jax.nn.relu(hk.Conv2D(16, 3, stride=2, name="conv2")(a))
-    return {"conv1": a, "conv2": b, "logits": hk.Linear(10, name="head")(b.mean(axis=(1, 2)))}
-
-  net = hk.without_apply_rng(hk.transform(forward))
-  params = net.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
-  model = fvjax.Model.from_fn(net.apply, params, input_size=(32, 32), name="haiku-cnn")
-  assert model.layers == {"conv1": (32, 32, 8), "conv2": (16, 16, 16), "logits": (10,)}
-  images = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3))
-  acts = model(images)
-  for name, value in net.apply(params, images).items():
-    np.testing.assert_array_equal(acts[name], value)
+  run = jax.jit(lambda m, x: m(x)["conv2"])
+  np.testing.assert_array_equal(run(declared, images), run(model, images))
 
 
 # -- validated outputs -----------------------------------------------------------------------
@@ -205,18 +199,11 @@ def test_bad_layout_and_fixed_size_values():
 
 
 # -- fixed-size models -----------------------------------------------------------------------
-class FixedSize(nn.Module):
-  """conv + flatten + Dense: takes 32x32 images only."""
-
-  @nn.compact
-  def __call__(self, x):
-    x = nn.relu(nn.Conv(8, (3, 3), strides=2, name="conv")(x))
-    return nn.Dense(10, name="head")(x.reshape(x.shape[0], -1))
-
-
 def test_fixed_size_model_renders_at_any_size_and_fails_early_without_the_flag():
-  module = FixedSize()
-  variables = module.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  nnx_block, _, _, fixed_block = _readme_blocks()
+  namespace: dict = {}
+  exec(compile(nnx_block.split("class CNN")[0] + fixed_block, "README fixed", "exec"), namespace)
+  module, variables, model = namespace["Fixed"](), namespace["variables"], namespace["fixed"]
   plain = fvjax.Model.from_flax(module, variables, input_size=(32, 32))
   for size in (32, 64):  # the default transforms make 32 px into 44 px: the Dense fails
     with fvjax.count_compiles() as log, pytest.raises(
@@ -229,14 +216,15 @@ def test_fixed_size_model_renders_at_any_size_and_fails_early_without_the_flag()
     fvjax.sweep(plain, obj.channel("conv", 0), key=jax.random.key(0), steps=4, size=32,
                 grid={"learning_rate": [0.05]}, progress=False)
 
-  model = fvjax.Model.from_flax(module, variables, input_size=(32, 32), fixed_size=True)
   assert model.layers == plain.layers and model.fixed_size
   images = jax.random.uniform(jax.random.key(1), (2, 64, 64, 3))
   resized = jax.image.resize(images, (2, 32, 32, 3), "bilinear")
-  np.testing.assert_allclose(model(images)["logits"], plain(resized)["logits"], rtol=1e-6)
-  for size in (32, 64):
-    result = fvjax.render(model, obj.class_logit(3), key=jax.random.key(0), steps=8, size=size,
-                          progress=False)
+  logits = jax.jit(lambda m, x: m(x)["logits"])
+  np.testing.assert_allclose(logits(model, images), logits(plain, resized), rtol=1e-6)
+  results = {64: namespace["result"],  # the README's render at 64 px
+             32: fvjax.render(model, obj.class_logit(3), key=jax.random.key(0), steps=8, size=32,
+                              progress=False)}
+  for size, result in results.items():
     assert result.images.shape == (1, size, size, 3) and np.isfinite(result.final).all()
     assert result.trace[0, -1] > result.trace[0, 0]
 
