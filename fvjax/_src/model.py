@@ -260,41 +260,53 @@ def _layer_shapes(fn: ApplyFn, params: Any, input_size: tuple[int, int], name: s
   produces them (pytrees sort keys); `FvjaxError` unless ``fn`` returns a dict of arrays
   with string keys whose first axis is the batch (checked on a batch of 2)."""
   order: list[str] = []
+  problems: list[str] = []  # raised after tracing (an error raised inside gets JAX's notes)
 
   def record_order(params, images):
     acts = fn(params, images)
-    if not isinstance(acts, Mapping):
-      kind = type(acts).__name__
-      count = f" of {len(acts)} items" if isinstance(acts, (list, tuple)) else ""
-      if isinstance(acts, (jax.Array, np.ndarray)):
-        kind, count = "single array", f" of shape {tuple(acts.shape)}"
-      raise FvjaxError(
-          f"model {name!r}: the function must return a dict {{layer name: activation}}, "
-          f"got a {kind}{count}; e.g. return dict(zip(names, outputs))")
-    bad = [k for k in acts if not isinstance(k, str)]
-    if bad:
-      raise FvjaxError(f"model {name!r}: layer names must be strings, got {bad[0]!r}")
-    for key, value in acts.items():
-      if not isinstance(value, (jax.Array, np.ndarray)):
-        raise FvjaxError(f"model {name!r}: activation {key!r} must be an array "
-                         f"[B, ...], got a {type(value).__name__}")
+    problem = _output_problem(acts, name)
+    if problem:
+      problems.append(problem)
+      return {}
     order.extend(acts)
     return dict(acts)
 
   images = jax.ShapeDtypeStruct((2, *input_size, 3), jnp.float32)
   try:
     shapes = jax.eval_shape(record_order, params, images)
-  except FvjaxError:
-    raise
+  except FvjaxError as e:  # without the notes JAX appends to an error raised while tracing
+    raise FvjaxError(str(e).split("\n--------------------\n", 1)[0]) from None
   except Exception as e:  # the model's own error, at its own input size
     raise FvjaxError(f"model {name!r} fails on [2, {input_size[0]}, {input_size[1]}, 3] "
                      f"images (its input_size): {type(e).__name__}: {_first_line(e)}") from e
+  if problems:
+    raise FvjaxError(problems[0])
   for key in order:
     if shapes[key].ndim == 0 or shapes[key].shape[0] != 2:
       raise FvjaxError(f"model {name!r}: activation {key!r} has shape "
                        f"{tuple(shapes[key].shape)} for a batch of 2 images; its first axis "
                        f"must be the batch")
   return {key: tuple(shapes[key].shape[1:]) for key in order}
+
+
+def _output_problem(acts, name: str) -> str | None:
+  """What is wrong with a model function's output ``acts`` (None: a dict of arrays with
+  string keys)."""
+  if not isinstance(acts, Mapping):
+    kind = type(acts).__name__
+    count = f" of {len(acts)} items" if isinstance(acts, (list, tuple)) else ""
+    if isinstance(acts, (jax.Array, np.ndarray)):
+      kind, count = "single array", f" of shape {tuple(acts.shape)}"
+    return (f"model {name!r}: the function must return a dict {{layer name: activation}}, "
+            f"got a {kind}{count}; e.g. return dict(zip(names, outputs))")
+  bad = [k for k in acts if not isinstance(k, str)]
+  if bad:
+    return f"model {name!r}: layer names must be strings, got {bad[0]!r}"
+  for key, value in acts.items():
+    if not isinstance(value, (jax.Array, np.ndarray)):
+      return (f"model {name!r}: activation {key!r} must be an array [B, ...], got a "
+              f"{type(value).__name__}")
+  return None
 
 
 def nchw_like(shape: Sequence[int], input_size: tuple[int, int],

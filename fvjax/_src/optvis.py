@@ -382,8 +382,8 @@ def check_input(model: Model, size: tuple[int, int], what: str) -> None:
   try:
     jax.eval_shape(model.apply, model.params,
                    jax.ShapeDtypeStruct((1, *size, 3), jnp.float32))
-  except FvjaxError:
-    raise
+  except FvjaxError as e:
+    raise FvjaxError(_message(e)) from None
   except Exception as e:
     hint = (f"; a model that takes only its input size needs fixed_size=True "
             f"(fvjax.Model.from_fn / from_flax / from_nnx), which resizes every image it sees "
@@ -399,8 +399,8 @@ def check_traced(fn: Callable[..., Any], *args, what: str, **kwargs) -> None:
   anything runs."""
   try:
     fn.trace(*args, **kwargs) if hasattr(fn, "trace") else jax.eval_shape(fn, *args, **kwargs)
-  except FvjaxError:
-    raise
+  except FvjaxError as e:
+    raise FvjaxError(_message(e)) from None
   except Exception as e:
     raise FvjaxError(f"{what} cannot be traced, so nothing was optimized: "
                      f"{type(e).__name__}: {_first_line(e)}") from e
@@ -409,3 +409,8 @@ def check_traced(fn: Callable[..., Any], *args, what: str, **kwargs) -> None:
 def _first_line(error: Exception) -> str:
   lines = str(error).strip().splitlines()
   return lines[0] if lines else ""
+
+
+def _message(error: FvjaxError) -> str:
+  """An `FvjaxError` raised while tracing, without the notes JAX appends to its text."""
+  return str(error).split("\n--------------------\n", 1)[0]
