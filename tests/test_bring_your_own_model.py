@@ -17,44 +17,33 @@ from fvjax._src.model import nchw_like
 from fvjax._src.zoo import torch_weights
 
 
-# -- flax.nnx --------------------------------------------------------------------------------
-class Block(nnx.Module):
-  def __init__(self, cin, cout, rngs):
-    self.conv = nnx.Conv(cin, cout, (3, 3), rngs=rngs)
-    self.bn = nnx.BatchNorm(cout, rngs=rngs)
-
-  def __call__(self, x):
-    y = nnx.relu(self.bn(self.conv(x)))
-    self.sow(nnx.Intermediate, "pre_pool", y)
-    return y
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-class NnxCNN(nnx.Module):
-  def __init__(self, rngs):
-    self.conv1 = nnx.Conv(3, 8, (3, 3), strides=2, rngs=rngs)
-    self.block2 = Block(8, 16, rngs)
-    self.drop = nnx.Dropout(0.5, rngs=rngs)
-    self.head = nnx.Linear(16, 10, rngs=rngs)
-
-  def __call__(self, x):
-    x = nnx.relu(self.conv1(x))
-    x = self.block2(x)
-    return self.head(self.drop(x.mean(axis=(1, 2))))
+def _readme_blocks():
+  readme = (REPO / "README.md").read_text()
+  section = readme.split("## Bring your own model", 1)[1].split("\n## ", 1)[0]
+  blocks = [b.split("```", 1)[0] for b in section.split("```python\n")[1:]]
+  assert len(blocks) == 4  # nnx, equinox, haiku, fixed size
+  return blocks
 
 
-def _trained_cnn():
-  """An NnxCNN whose BatchNorm has non-trivial running statistics (as after training)."""
-  cnn = NnxCNN(nnx.Rngs(0))
+def _imports(nnx_block):
+  return nnx_block.split("class Block")[0]
+
+
+# -- flax.nnx: the README's CNN ------------------------------------------------------------
+def test_nnx_cnn_equals_its_eval_mode_call_and_renders(capsys):
+  nnx_block = _readme_blocks()[0]
+  namespace: dict = {}
+  exec(compile(nnx_block, "README nnx", "exec"), namespace)
+  assert capsys.readouterr().out.strip() == str(list(namespace["model"].layers))
+  cnn = namespace["cnn"]  # give BatchNorm non-trivial running statistics, as after training
   cnn.block2.bn.mean[...] = jax.random.normal(jax.random.key(2), (16,))
   cnn.block2.bn.var[...] = jax.random.uniform(jax.random.key(3), (16,), minval=0.5, maxval=2.0)
-  return cnn
-
-
-def test_nnx_cnn_equals_its_eval_mode_call_and_renders():
-  cnn = _trained_cnn()
   model = fvjax.Model.from_nnx(cnn, input_size=(32, 32), name="nnx-cnn")
-  assert list(model.layers) == ["block2", "block2/bn", "block2/conv", "block2/pre_pool",
-                                "conv1", "drop", "head", "logits"]
+  assert list(model.layers) == ["block2", "block2/bn", "block2/conv", "block2/relu", "conv1",
+                                "drop", "head", "logits"]
   assert model.layers["block2/conv"] == (16, 16, 16) and model.layers["logits"] == (10,)
   assert cnn.drop.deterministic is False  # the module given is left in training mode
   # params: the nnx state's weights and batch statistics, no RNG stream; a pytree under jit
@@ -67,9 +56,11 @@ def test_nnx_cnn_equals_its_eval_mode_call_and_renders():
   conv1 = nnx.relu(cnn.conv1(images))
   expected = {"logits": cnn(images), "conv1": cnn.conv1(images),
               "block2/conv": cnn.block2.conv(conv1), "block2": cnn.block2(conv1)}
-  for name, value in expected.items():  # measured: equal to 0 (the same ops, same order)
+  # measured (AMD EPYC): 0 difference, jitted model vs eager call; the margin is for other
+  # CPUs whose XLA may fuse differently
+  for name, value in expected.items():
     np.testing.assert_allclose(acts[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
-  np.testing.assert_allclose(acts["block2/pre_pool"], acts["block2"])
+  np.testing.assert_allclose(acts["block2/relu"], acts["block2"])
   assert np.abs(np.asarray(train_logits - acts["logits"])).max() > 1e-2  # eval mode mattered
   result = fvjax.render(model, obj.channel("block2/conv", jnp.arange(2)), key=jax.random.key(0),
                         steps=8, size=32, progress=False)
@@ -83,33 +74,18 @@ def _linen_module():
 
 
 def test_from_flax_given_an_nnx_module_points_to_from_nnx():
-  with pytest.raises(fvjax.FvjaxError, match=r"NnxCNN is a flax.nnx module.*Model.from_nnx"):
-    fvjax.Model.from_flax(NnxCNN(nnx.Rngs(0)), None, input_size=(32, 32))
+  with pytest.raises(fvjax.FvjaxError, match=r"Dropout is a flax.nnx module.*Model.from_nnx"):
+    fvjax.Model.from_flax(nnx.Dropout(0.5), None, input_size=(32, 32))
   with pytest.raises(fvjax.FvjaxError, match="from_nnx takes a flax.nnx Module.*from_flax"):
     fvjax.Model.from_nnx(_linen_module(), input_size=(32, 32))
 
 
-# -- the README's recipes, executed as they stand ---------------------------------------------
-REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _readme_blocks():
-  readme = (REPO / "README.md").read_text()
-  section = readme.split("## Bring your own model", 1)[1].split("\n## ", 1)[0]
-  blocks = [b.split("```", 1)[0] for b in section.split("```python\n")[1:]]
-  assert len(blocks) == 4  # nnx, equinox, haiku, fixed size
-  return blocks
-
-
-def test_readme_nnx_and_haiku_recipes(capsys):
+# -- equinox and haiku: the README's recipes, executed as they stand ------------------------
+def test_readme_haiku_recipe():
   pytest.importorskip("haiku")
   nnx_block, _, haiku_block, _ = _readme_blocks()
   namespace: dict = {}
-  exec(compile(nnx_block, "README nnx", "exec"), namespace)
-  assert namespace["model"].layers == {
-      "bn1": (16, 16, 16), "conv1": (16, 16, 16), "conv2": (16, 16, 32), "drop": (32,),
-      "head": (10,), "logits": (10,)}
-  exec(compile(haiku_block, "README haiku", "exec"), namespace)
+  exec(compile(_imports(nnx_block) + haiku_block, "README haiku", "exec"), namespace)
   assert namespace["hk_model"].layers == {"conv1": (32, 32, 8), "conv2": (16, 16, 16),
                                           "logits": (10,)}
 
@@ -118,7 +94,7 @@ def test_readme_equinox_recipe_and_its_nchw_forms():
   pytest.importorskip("equinox")
   nnx_block, eqx_block, _, _ = _readme_blocks()
   namespace: dict = {}
-  exec(compile(nnx_block.split("class CNN")[0] + eqx_block, "README equinox", "exec"), namespace)
+  exec(compile(_imports(nnx_block) + eqx_block, "README equinox", "exec"), namespace)
   model, result = namespace["eqx_model"], namespace["result"]
   assert model.layers == {"conv1": (32, 32, 8), "conv2": (16, 16, 16)}
   assert result.images.shape == (1, 48, 48, 3) and result.trace[0, -1] > result.trace[0, 0]
@@ -203,7 +179,7 @@ def test_bad_layout_and_fixed_size_values():
 def test_fixed_size_model_renders_at_any_size_and_fails_early_without_the_flag():
   nnx_block, _, _, fixed_block = _readme_blocks()
   namespace: dict = {}
-  exec(compile(nnx_block.split("class CNN")[0] + fixed_block, "README fixed", "exec"), namespace)
+  exec(compile(_imports(nnx_block) + fixed_block, "README fixed", "exec"), namespace)
   module, variables, model = namespace["Fixed"](), namespace["variables"], namespace["fixed"]
   plain = fvjax.Model.from_flax(module, variables, input_size=(32, 32))
   for size in (32, 64):  # the default transforms make 32 px into 44 px: the Dense fails
