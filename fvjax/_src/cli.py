@@ -122,7 +122,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _layers(args) -> None:
   from fvjax._src.zoo import registry
-  model = registry.load(args.model, weights=args.weights)
+  # The shapes need no weights: without --weights they come from the module's template.
+  model = (registry.abstract(args.model) if args.weights is None
+           else registry.load(args.model, weights=args.weights))
   width = max(len(name) for name in model.layers)
   print(f"{model.name}: input {model.input_size[0]}x{model.input_size[1]}x3 in [0, 1]")
   for name, shape in model.layers.items():

@@ -366,8 +366,51 @@ def check(model: Model, objective, settings: Settings) -> None:
   size = tuple(shape[1:3])
   model.check_size(min(size))
   seen = settings.transforms.output_size(size)
-  if min(seen) < model.min_size:
+  if min(seen) < model.min_size and not model.fixed_size:
     raise FvjaxError(f"the transforms turn {size[0]}x{size[1]} images into {seen[0]}x{seen[1]}, "
                      f"smaller than model {model.name!r} can take (minimum {model.min_size})")
+  check_input(model, seen, f"the {seen[0]}x{seen[1]} images the transforms make of "
+                           f"{size[0]}x{size[1]} renders")
   _, stacked, _ = objectives_lib.stack(objective)
   stacked.check(model)
+
+
+def check_input(model: Model, size: tuple[int, int], what: str) -> None:
+  """Raise `FvjaxError` when ``model`` fails on ``[B, *size, 3]`` images (``what`` says
+  which images, for the message), suggesting ``fixed_size=True`` for a model that runs only
+  at its ``input_size``. Traced with ``jax.eval_shape`` (no FLOPs, cached per shape)."""
+  try:
+    jax.eval_shape(model.apply, model.params,
+                   jax.ShapeDtypeStruct((1, *size, 3), jnp.float32))
+  except FvjaxError as e:
+    raise FvjaxError(_message(e)) from None
+  except Exception as e:
+    hint = (f"; a model that takes only its input size needs fixed_size=True "
+            f"(fvjax.Model.from_fn / from_flax / from_nnx), which resizes every image it sees "
+            f"to {model.input_size[0]}x{model.input_size[1]}" if not model.fixed_size else "")
+    raise FvjaxError(f"model {model.name!r} (input size {model.input_size[0]}x"
+                     f"{model.input_size[1]}) fails on {what}: {type(e).__name__}: "
+                     f"{_first_line(e)}{hint}") from e
+
+
+def check_traced(fn: Callable[..., Any], *args, what: str, **kwargs) -> None:
+  """Trace ``fn(*args)`` (a jitted function: its trace is cached, so the call that follows
+  reuses it) and turn an error into one `FvjaxError` naming ``what`` failed, before
+  anything runs."""
+  try:
+    fn.trace(*args, **kwargs) if hasattr(fn, "trace") else jax.eval_shape(fn, *args, **kwargs)
+  except FvjaxError as e:
+    raise FvjaxError(_message(e)) from None
+  except Exception as e:
+    raise FvjaxError(f"{what} cannot be traced, so nothing was optimized: "
+                     f"{type(e).__name__}: {_first_line(e)}") from e
+
+
+def _first_line(error: Exception) -> str:
+  lines = str(error).strip().splitlines()
+  return lines[0] if lines else ""
+
+
+def _message(error: FvjaxError) -> str:
+  """An `FvjaxError` raised while tracing, without the notes JAX appends to its text."""
+  return str(error).split("\n--------------------\n", 1)[0]

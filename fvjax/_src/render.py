@@ -193,6 +193,11 @@ def optimize_units(model: Model, stacked, keys: jax.Array, settings: optvis.Sett
   chunk = _chunk_length(steps, snapshots)
   per_call = _steps_per_call(chunk)
   state = _init_all(keys, model, stacked, settings, units=units)
+  # Shape errors surface here, before any step runs (the traces are reused by the calls).
+  optvis.check_traced(_run_all, state, model, stacked, settings, length=per_call, units=units,
+                      what=f"one optimization step on model {model.name!r}")
+  optvis.check_traced(_final_all, state, model, stacked, settings,
+                      what=f"the final evaluation on model {model.name!r}")
   kept: dict[int, np.ndarray] = {}
   traces: list[np.ndarray] = []
   squeeze = (lambda x: x) if keep_batch else (lambda x: x[:, 0])

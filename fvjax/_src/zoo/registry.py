@@ -72,6 +72,30 @@ def load(name: str, *, weights: str | None = None) -> Model:
   return _MODELS[name](weights)
 
 
+def abstract(name: str) -> Model:
+  """``name``'s architecture with abstract weights: `Model` whose ``params`` are the
+  ``jax.ShapeDtypeStruct``s of the module's template (``jax.eval_shape`` of its ``init``), so
+  its layer table, input size and labels need no weights file (``fvjax layers``). It
+  cannot be applied to images; `load` gives the runnable model."""
+  if name not in _MODELS:
+    raise FvjaxError(f"unknown model {name!r}; valid models: {', '.join(_MODELS)}")
+  if name == "tiny-darknet":
+    module = TinyDarknet()
+    template = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 224, 224, 3)))
+    return Model.from_flax(module, template, input_size=(224, 224), min_size=16,
+                           labels=read_labels(os.path.join(WEIGHTS_DIR,
+                                                           "tiny_darknet_labels.tsv")),
+                           name=name)
+  if name == "inception-v1":
+    from fvjax._src.zoo import inception_v1 as arch
+    module, labels = arch.InceptionV1(), None
+  else:
+    from fvjax._src.zoo import resnet as arch
+    module, labels = arch.ResNet50(), arch.imagenet_labels()
+  return Model.from_flax(module, arch.template(), input_size=arch.INPUT_SIZE,
+                         min_size=arch.MIN_SIZE, labels=labels, name=name)
+
+
 @functools.lru_cache(maxsize=None)
 def _cached(name: str) -> Model:
   return _MODELS[name](None)
