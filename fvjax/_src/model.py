@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fvjax._src.errors import FvjaxError
 
@@ -90,6 +91,12 @@ class Model:
     The layer table is read from ``jax.eval_shape`` at ``input_size`` (no FLOPs spent).
     """
     labels = None if labels is None else tuple(labels)
+    if (not isinstance(input_size, (tuple, list)) or len(input_size) != 2
+        or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1
+               for v in input_size)):
+      raise FvjaxError(f"input_size must be (height, width), two positive integers, got "
+                       f"{input_size!r}")
+    input_size = (int(input_size[0]), int(input_size[1]))
     layers = _layer_shapes(fn, params, input_size)
     if labels is not None and "logits" in layers and layers["logits"][-1] != len(labels):
       raise FvjaxError(f"model {name!r} has {layers['logits'][-1]} logits but "

@@ -371,3 +371,8 @@ def check(model: Model, objective, settings: Settings) -> None:
                      f"smaller than model {model.name!r} can take (minimum {model.min_size})")
   _, stacked, _ = objectives_lib.stack(objective)
   stacked.check(model)
+  # The objective meets the model's activations at the size the loop feeds it (abstract
+  # evaluation, no FLOPs): checks that depend on it (a neuron's position) fail here.
+  seen_images = jax.ShapeDtypeStruct((shape[0], *seen, 3), jnp.float32)
+  jax.eval_shape(lambda m, o, x: jax.vmap(lambda one: one(_acts(m, x)))(o), model, stacked,
+                 seen_images)

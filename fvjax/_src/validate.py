@@ -37,8 +37,10 @@ def _fix(lo: float, hi: float, dtype) -> str:
 
 
 def check_images(images: Any, name: str = "images", *, rank: int | None = 4,
-                 channels: int | None = 3, low: float = 0.0, high: float = 1.0) -> Any:
-  """``images`` checked: a float array with finite values in ``[low, high]`` (default [0, 1]).
+                 channels: int | None = 3, low: float | None = 0.0,
+                 high: float | None = 1.0) -> Any:
+  """``images`` checked: a float array with finite values in ``[low, high]`` (default [0, 1];
+  None skips the range check, e.g. for the inputs of an arbitrary ``logits_fn``).
 
   ``rank`` (default 4, ``[N, H, W, C]``) and ``channels`` (default 3, RGB) are checked unless
   None; N must be at least 1 when ``rank`` is 4. Returns the input as an array (a NumPy array
@@ -69,16 +71,15 @@ def check_images(images: Any, name: str = "images", *, rank: int | None = 4,
                                    if len(shape) == 4 and shape[1] == channels else ""))
   if rank == 4 and shape[0] == 0:
     raise FvjaxError(f"{name} holds no images (shape {shape})")
+  span = "values" if low is None or high is None else f"images in [{low:g}, {high:g}]"
   if dtype.kind in "iub":
     if dtype.kind == "b":
-      raise FvjaxError(f"{name} has dtype bool; fvjax takes float images in [{low:g}, "
-                       f"{high:g}]: pass images.astype(np.float32)")
+      raise FvjaxError(f"{name} has dtype bool; fvjax takes float {span}: pass "
+                       "images.astype(np.float32)")
     raise FvjaxError(f"{name} has integer dtype {dtype} (pixels 0..{np.iinfo(dtype).max}); "
-                     f"fvjax takes float images in [{low:g}, {high:g}]: pass "
-                     f"{_fix(0, np.iinfo(dtype).max, dtype)}")
+                     f"fvjax takes float {span}: pass {_fix(0, np.iinfo(dtype).max, dtype)}")
   if dtype.kind != "f":
-    raise FvjaxError(f"{name} has dtype {dtype}; fvjax takes float images in [{low:g}, "
-                     f"{high:g}]")
+    raise FvjaxError(f"{name} has dtype {dtype}; fvjax takes float {span}")
   if images.size == 0:
     raise FvjaxError(f"{name} is empty (shape {shape})")
   xp = jnp if isinstance(images, jax.Array) else np
@@ -88,7 +89,9 @@ def check_images(images: Any, name: str = "images", *, rank: int | None = 4,
     count = len(bad)
     first = tuple(int(i) for i in bad[0])
     raise FvjaxError(f"{name} has {count} non-finite pixel value(s) (NaN or inf), the first "
-                     f"at index {first}; fvjax takes finite images in [{low:g}, {high:g}]")
+                     f"at index {first}; fvjax takes finite {span}")
+  if low is None or high is None:
+    return images
   lo, hi = float(xp.min(images)), float(xp.max(images))
   if lo < low - RANGE_SLACK or hi > high + RANGE_SLACK:
     fix = _fix(lo, hi, None) if (low, high) == (0.0, 1.0) else f"clip or rescale them"
