@@ -162,6 +162,13 @@ def _as_objective(value, op: str) -> Objective:
 def _as_factor(value) -> jax.Array:
   if isinstance(value, Objective):
     raise FvjaxError("divide an objective by a number, not by an objective")
+  if isinstance(value, (str, bytes)) or value is None:
+    raise FvjaxError(f"an objective multiplies by numbers, got {value!r}")
+  if not isinstance(value, jax.core.Tracer):
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+      cast = np.asarray(value, np.float32)
+    if not np.all(np.isfinite(cast)):
+      raise FvjaxError(f"an objective's factor must be finite (within float32), got {value!r}")
   return jnp.asarray(value, jnp.float32)
 
 

@@ -59,7 +59,7 @@ class Adam(Optimizer):
 
   def __post_init__(self):
     for f in dataclasses.fields(self):
-      object.__setattr__(self, f.name, pytree.number(getattr(self, f.name)))
+      object.__setattr__(self, f.name, pytree.number(getattr(self, f.name), f"Adam {f.name}"))
 
   def transformation(self):
     return optax.adam(self.learning_rate, self.b1, self.b2, self.eps)
@@ -72,8 +72,9 @@ class SGD(Optimizer):
   momentum: Any = None
 
   def __post_init__(self):
-    object.__setattr__(self, "learning_rate", pytree.number(self.learning_rate))
-    object.__setattr__(self, "momentum", pytree.number(self.momentum))
+    object.__setattr__(self, "learning_rate", pytree.number(self.learning_rate,
+                                                            "SGD learning_rate"))
+    object.__setattr__(self, "momentum", pytree.number(self.momentum, "SGD momentum"))
 
   def transformation(self):
     return optax.sgd(self.learning_rate, self.momentum)
@@ -374,5 +375,32 @@ def check(model: Model, objective, settings: Settings) -> None:
   # The objective meets the model's activations at the size the loop feeds it (abstract
   # evaluation, no FLOPs): checks that depend on it (a neuron's position) fail here.
   seen_images = jax.ShapeDtypeStruct((shape[0], *seen, 3), jnp.float32)
-  jax.eval_shape(lambda m, o, x: jax.vmap(lambda one: one(_acts(m, x)))(o), model, stacked,
-                 seen_images)
+  _, acts = jax.eval_shape(
+      lambda m, o, x: (jax.vmap(lambda one: one(_acts(m, x)))(o), _acts(m, x)),
+      model, stacked, seen_images)
+  check_memory(model, acts, objectives_lib.stack(objective)[0], size)
+
+
+def memory_limit() -> tuple[int, str]:
+  """``(bytes, what)``: the first device's memory limit, or the host's physical memory on
+  CPU."""
+  device = jax.devices()[0]
+  stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+  if stats and stats.get("bytes_limit"):
+    return int(stats["bytes_limit"]), f"{device.device_kind} memory"
+  import os
+  return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "the host's memory"
+
+
+def check_memory(model: Model, acts, units: int, size) -> None:
+  """Refuse a render whose activations cannot fit: a lower bound of its memory is twice the
+  activations of all K units' images (the forward pass kept for the backward pass, and their
+  gradients); `FvjaxError` when that alone exceeds `memory_limit`."""
+  per_unit = sum(int(np.prod(a.shape)) * a.dtype.itemsize for a in jax.tree.leaves(acts))
+  need = 2 * units * per_unit
+  limit, what = memory_limit()
+  if need > limit:
+    raise FvjaxError(
+        f"image size {size[0]}x{size[1]} with {units} unit(s) needs at least "
+        f"{need / 2**30:.1f} GiB for model {model.name!r}'s activations, more than "
+        f"{what} ({limit / 2**30:.1f} GiB); use a smaller size or fewer units per call")

@@ -151,7 +151,7 @@ def _choices(name: str, values: Sequence[float]) -> np.ndarray:
 def pad(width: int, *, value: float = 0.5, mode: str = "constant") -> Pad:
   if mode not in ("constant", "reflect", "edge"):
     raise FvjaxError(f"unknown pad mode {mode!r}; valid: constant, reflect, edge")
-  return Pad(_pixels("pad width", width), mode, pytree.number(value))
+  return Pad(_pixels("pad width", width), mode, pytree.number(value, "pad value"))
 
 
 def jitter(d: int) -> Jitter:
