@@ -184,7 +184,7 @@ class State(NamedTuple):
 def as_key(key) -> jax.Array:
   """A typed PRNG key from a typed key (``jax.random.key``) or a raw ``uint32[2]`` one
   (``jax.random.PRNGKey``); batches of either kind keep their leading axes."""
-  if isinstance(key, (int, np.integer)) or key is None:
+  if isinstance(key, (int, np.integer, str, bytes, float)) or key is None:
     raise FvjaxError(f"key must be a JAX PRNG key (jax.random.key(seed)), got {key!r}")
   key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
   if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
@@ -339,6 +339,13 @@ def broadcast(settings: Settings, count: int, values: dict[str, Any] | None = No
   batched = jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (count, *np.shape(x))),
                          settings)
   for name, value in values.items():
+    if isinstance(value, (str, bytes)) or value is None:
+      raise FvjaxError(f"setting {name!r} must be a number or [{count}] numbers, got {value!r}")
+    if not isinstance(value, jax.core.Tracer):
+      with np.errstate(over="ignore"):
+        concrete = np.asarray(value, np.float32)
+      if not np.all(np.isfinite(concrete)):
+        raise FvjaxError(f"setting {name!r} must be finite (within float32), got {value!r}")
     value = jnp.asarray(value, jnp.float32)
     if value.ndim == 0:
       value = jnp.broadcast_to(value, (count,))
