@@ -382,10 +382,12 @@ def check(model: Model, objective, settings: Settings) -> None:
   # The objective meets the model's activations at the size the loop feeds it (abstract
   # evaluation, no FLOPs): checks that depend on it (a neuron's position) fail here.
   seen_images = jax.ShapeDtypeStruct((shape[0], *seen, 3), jnp.float32)
+  units = objectives_lib.stack(objective)[0]
   _, acts = jax.eval_shape(
-      lambda m, o, x: (jax.vmap(lambda one: one(_acts(m, x)))(o), _acts(m, x)),
+      lambda m, o, x: (jax.vmap(lambda one: one(_acts(m, x)), axis_size=units)(o),
+                       _acts(m, x)),
       model, stacked, seen_images)
-  check_memory(model, acts, objectives_lib.stack(objective)[0], size)
+  check_memory(model, acts, units, size)
 
 
 def memory_limit() -> tuple[int, str]:
