@@ -84,7 +84,8 @@ class Ctx:
     """Variables of a one-layer fooling detector (`_small_detector`)."""
     def build():
       import jax
-      shapes = jax.eval_shape(_fv().reliability.init_detector, _key(), _small_detector())
+      shapes = jax.eval_shape(
+          lambda key: _fv().reliability.init_detector(key, _small_detector()), _key())
       return jax.tree.map(lambda s: np.full(s.shape, 0.1, np.float32), shapes)
     return self._once("detector", build)
 

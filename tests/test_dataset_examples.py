@@ -215,7 +215,7 @@ def test_bad_input_gives_clear_errors(data):
     dx.dataset_examples(model, "pool", data, 3, reduce="median", progress=False)
   with pytest.raises(fvjax.FvjaxError, match="batch_size"):
     dx.dataset_examples(model, "pool", data, 3, batch_size=0, progress=False)
-  with pytest.raises(fvjax.FvjaxError, match=r"expected images \[N, H, W, 3\]"):
+  with pytest.raises(fvjax.FvjaxError, match=r"must have 3 channels .*\(37, 16, 16, 2\)"):
     dx.dataset_examples(model, "pool", data[..., :2], 3, progress=False)
 
 

@@ -31,9 +31,9 @@ from PIL import Image
 from scipy import stats
 
 from fvjax._src.batching import map_batches
-from fvjax._src.validate import check_images
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
+from fvjax._src.validate import check_images
 
 __all__ = [
     "PathSimilarity", "path_layers", "reduce_activation", "layer_activations", "rankdata",

@@ -48,9 +48,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from fvjax._src.batching import map_batches
-from fvjax._src.validate import check_images
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
+from fvjax._src.validate import check_images
 
 __all__ = [
     "SilentUnits", "conv_module_input", "conv_kernel", "batchnorm_scale", "effective_weights",

@@ -45,10 +45,10 @@ import numpy as np
 
 import fvjax._src.render as render_lib
 from fvjax._src import objectives as objectives_lib
-from fvjax._src.validate import check_images
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
 from fvjax._src.reliability import paths
+from fvjax._src.validate import check_images
 
 __all__ = ["TrustCriteria", "TrustReport", "NaturalStatistics", "natural_statistics",
            "trust_report", "trust_reports", "flag_rate"]
