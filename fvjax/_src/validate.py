@@ -59,12 +59,12 @@ def check_images(images: Any, name: str = "images", *, rank: int | None = 4,
     except (ValueError, TypeError) as err:
       raise FvjaxError(f"{name} is not an array of images ({err})") from None
   shape, dtype = tuple(images.shape), np.dtype(images.dtype)
-  what = {4: "[N, H, W, C]", 3: "[H, W, C]"}.get(rank, f"{rank}-d")
+  c = channels or "C"
+  what = {4: f"[N, H, W, {c}]", 3: f"[H, W, {c}]"}.get(rank, f"{rank}-d")
   if rank is not None and len(shape) != rank:
     extra = " (add a leading axis for one image: images[None])" if len(shape) == rank - 1 \
         and rank == 4 else ""
-    raise FvjaxError(f"{name} must be {what} with C={channels or 'any'}, got shape {shape}"
-                     + extra)
+    raise FvjaxError(f"{name} must be {what}, got shape {shape}" + extra)
   if channels is not None and (not shape or shape[-1] != channels):
     raise FvjaxError(f"{name} must have {channels} channels in its last axis, got shape "
                      f"{shape}" + (" (channels first? use images.transpose(0, 2, 3, 1))"
