@@ -209,6 +209,9 @@ def _make_weights(path: str, name: str) -> None:
     np.savez(path, **{k: v for k, v in flat.items() if k != first})
   elif name == "weights_f16.safetensors":
     save_file({k: v.astype(np.float16) for k, v in flat.items()}, path)
+  elif name == "weights_bf16.safetensors":
+    import ml_dtypes
+    save_file({k: v.astype(ml_dtypes.bfloat16) for k, v in flat.items()}, path)
   elif name == "weights_nan.safetensors":
     flat[first] = flat[first].copy()
     flat[first].reshape(-1)[3] = np.nan
@@ -483,6 +486,8 @@ def _api_cases() -> list:
           "tiny-darknet", weights=c.file("weights_valid.npz")),
           lambda m: _same_params(m, _fv().zoo.load("tiny-darknet"))),
       Good("weights-f16-converted", lambda c: _load_warned(c.file("weights_f16.safetensors")),
+           lambda got: got[1] and _all_float32(got[0])),
+      Good("weights-bf16-converted", lambda c: _load_warned(c.file("weights_bf16.safetensors")),
            lambda got: got[1] and _all_float32(got[0])),
       # -- adversarial -----------------------------------------------------------------------
       Bad("attack-class-99", lambda c: fv().adversarial.minimal_distortion(
