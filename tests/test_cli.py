@@ -137,9 +137,9 @@ def test_an_earlier_run_is_kept_unless_overwrite(tmp_path, capsys):
 
 
 def test_divergence_keeps_the_partial_result_and_exits_3_in_one_line(tmp_path, capsys):
-  out = tmp_path / "nan"
+  out = tmp_path / "nan"  # Adam at lr 1e38: the parameters overflow and the image turns NaN
   code = cli.main(["render", "--layer", "leaky_re_lu_4", "--channels", "0:2", "--steps", "8",
-                   "--size", "32", "--no-progress", "--lr", "nan", "--out", str(out)])
+                   "--size", "32", "--no-progress", "--lr", "1e38", "--out", str(out)])
   err = capsys.readouterr().err.strip()
   assert code == 3 and len(err.splitlines()) == 1 and "at step" in err, err
   stopped = json.loads((out / "result.json").read_text())["diverged"]

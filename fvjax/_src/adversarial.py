@@ -34,6 +34,7 @@ import numpy as np
 
 from fvjax._src.batching import map_batches
 from fvjax._src.errors import FvjaxError
+from fvjax._src.validate import check_images
 from fvjax._src.model import Model
 
 LogitsFn = Callable[[Any, jax.Array], jax.Array]
@@ -138,9 +139,23 @@ def _solve_scipy(logits_fn, params, x, c, label, lower, upper, *, maxiter, tol, 
   return r, _argmax(logits_fn, params, x + r)
 
 
-def _check(x, target, lower, upper, backend):
+def _classes(logits_fn, params, x) -> int | None:
+  """The number of classes of ``logits_fn`` (abstract evaluation on one example: no FLOPs),
+  or None when it cannot be read before the other checks."""
+  try:
+    shape = jax.eval_shape(logits_fn, params,
+                           jax.ShapeDtypeStruct((1, *np.shape(x)[1:]), jnp.float32)).shape
+  except Exception:  # pylint: disable=broad-except  # the checks below name the bad input
+    return None
+  return int(shape[-1]) if len(shape) == 2 else None
+
+
+def _check(x, target, lower, upper, backend, classes=None):
   if backend not in BACKENDS:
     raise FvjaxError(f"backend must be one of {BACKENDS}, got {backend!r}")
+  scalar_box = np.ndim(lower) == 0 and np.ndim(upper) == 0
+  x = check_images(x, "x", rank=None, channels=None, low=float(lower) if scalar_box else None,
+                   high=float(upper) if scalar_box else None)
   x = jnp.asarray(x, jnp.float32)
   if x.ndim < 2:
     raise FvjaxError(f"x has shape {x.shape}; expected a batch [N, ...] of examples")
@@ -148,6 +163,11 @@ def _check(x, target, lower, upper, backend):
   if target.shape != (x.shape[0],) or not jnp.issubdtype(target.dtype, jnp.integer):
     raise FvjaxError(f"target must be {x.shape[0]} integer labels (one per example), got "
                      f"shape {target.shape} dtype {target.dtype}")
+  if classes is not None:
+    bad = np.asarray(target)[(np.asarray(target) < 0) | (np.asarray(target) >= classes)]
+    if bad.size:
+      raise FvjaxError(f"target label {int(bad[0])} is out of range for a model with {classes} "
+                       f"classes (valid: 0..{classes - 1})")
   if np.any(np.asarray(x) < np.asarray(lower) - 1e-6) or np.any(
       np.asarray(x) > np.asarray(upper) + 1e-6):
     raise FvjaxError(f"x has values outside the box [{lower}, {upper}] "
@@ -175,7 +195,7 @@ def penalized(logits_fn: LogitsFn, params, x, target, c, *, lower=0.0, upper=1.0
     ``(r [N, ...], predicted [N])``: the minimisers of ``c * |r|^2 + CE(x + r, l)`` with
     ``x + r`` in the box, and the model's labels of ``x + r``.
   """
-  x, target = _check(x, target, lower, upper, backend)
+  x, target = _check(x, target, lower, upper, backend, _classes(logits_fn, params, x))
   c = jnp.broadcast_to(jnp.asarray(c, jnp.float32), (x.shape[0],))
   if not bool(jnp.all(c > 0)):
     raise FvjaxError(f"c must be > 0, got min {float(c.min())}")
@@ -217,7 +237,9 @@ def minimal_distortion(logits_fn: LogitsFn | Model, params, x, target, *, c_init
   if expand <= 1 or steps < 1 or not 0 < c_min <= c_init <= c_max:
     raise FvjaxError(f"need expand > 1, steps >= 1 and 0 < c_min <= c_init <= c_max; got "
                      f"expand={expand}, steps={steps}, c=({c_min}, {c_init}, {c_max})")
-  x, target = _check(x, target, lower, upper, backend)
+  if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+    raise FvjaxError(f"steps must be a positive integer, got {steps!r}")
+  x, target = _check(x, target, lower, upper, backend, _classes(logits_fn, params, x))
   n = x.shape[0]
   log_c = np.full(n, np.log(c_init))
   log_ok = np.full(n, np.nan)    # largest log c seen to succeed
@@ -291,8 +313,9 @@ def error_rate(logits_fn: LogitsFn, params, x, labels, *, batch_size: int = 512)
 
 
 def predict(logits_fn: LogitsFn, params, x, *, batch_size: int = 512) -> np.ndarray:
-  """The model's labels ``[N]`` of ``x`` ``[N, ...]``, in jitted batches."""
-  x = np.asarray(x, np.float32)
+  """The model's labels ``[N]`` of ``x`` ``[N, ...]`` (finite floats), in jitted batches."""
+  x = np.asarray(check_images(x, "x", rank=None, channels=None, low=None, high=None),
+                 np.float32)
   return map_batches(lambda b: _argmax(logits_fn, params, b), x, batch_size=batch_size)
 
 

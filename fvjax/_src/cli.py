@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -207,6 +208,7 @@ def _render(args) -> None:
   from fvjax._src.zoo import registry
 
   snapshots = _snapshot_steps(args.snapshots)
+  _seeds(str(args.seed), "--seed")
   model = registry.load(args.model, weights=args.weights)
   objective_key, render_key = jax.random.split(jax.random.key(args.seed))
   objective, labels, what = _objective_and_labels(args, model, objective_key)
@@ -217,6 +219,9 @@ def _render(args) -> None:
   if args.steps is not None:
     settings["steps"] = args.steps
   if args.lr is not None:
+    if not (math.isfinite(args.lr) and args.lr > 0):
+      raise FvjaxError(f"--lr must be a positive finite learning rate (e.g. 0.05), got "
+                       f"{args.lr!r}")
     settings["optimizer"] = optvis.Adam(args.lr)
   render_settings = settings_from(size=args.size, batch=args.batch,
                                   **{k: v for k, v in settings.items() if k != "steps"})
@@ -274,8 +279,21 @@ def _floats(text: str, flag: str) -> list[float]:
     values = [float(v) for v in text.split(",") if v.strip()]
   except ValueError:
     values = []
-  if not values:
-    raise FvjaxError(f"malformed {flag} {text!r}; give comma-separated numbers, e.g. 0.01,0.05")
+  if not values or not all(math.isfinite(v) for v in values):
+    raise FvjaxError(f"malformed {flag} {text!r}; give comma-separated finite numbers, e.g. "
+                     "0.01,0.05")
+  return values
+
+
+def _seeds(text: str, flag: str) -> list[int]:
+  """Comma-separated PRNG seeds, integers in 0..2**32-1 (no rounding)."""
+  try:
+    values = [int(v) for v in text.split(",") if v.strip()]
+  except ValueError:
+    values = []
+  if not values or any(not 0 <= v < 2**32 for v in values):
+    raise FvjaxError(f"malformed {flag} {text!r}; give integers in 0..{2**32 - 1}, "
+                     "comma-separated (e.g. 0,1,2)")
   return values
 
 
@@ -289,10 +307,14 @@ def _sweep(args) -> None:
   from fvjax._src.zoo import registry
 
   channels = parse_channels(args.channels)
-  grid = {"learning_rate": _floats(args.learning_rate, "--learning-rate"),
+  _seeds(str(args.seed), "--seed")
+  rates = _floats(args.learning_rate, "--learning-rate")
+  if min(rates) <= 0:
+    raise FvjaxError(f"--learning-rate {args.learning_rate!r}: learning rates must be > 0")
+  grid = {"learning_rate": rates,
           "decay": _floats(args.decay, "--decay"),
           "transform_strength": _floats(args.transform_strength, "--transform-strength"),
-          "seed": [int(v) for v in _floats(args.seeds, "--seeds")],
+          "seed": _seeds(args.seeds, "--seeds"),
           "total_variation": _floats(args.tv_weight, "--tv-weight")}
   model = registry.load(args.model, weights=args.weights)
   model.layer_shape(args.layer)

@@ -26,6 +26,7 @@ from fvjax._src import objectives as objectives_lib
 from fvjax._src.batching import check_batch_size
 from fvjax._src.data import ImageSet
 from fvjax._src.errors import FvjaxError
+from fvjax._src.validate import check_images
 from fvjax._src.model import Model
 
 REDUCTIONS = ("mean", "max")
@@ -184,17 +185,11 @@ class _Chunk(NamedTuple):
 
 
 def _as_images(value, what: str) -> np.ndarray:
-  arr = np.asarray(value)
-  if arr.ndim == 3:
+  arr = np.asarray(value) if not isinstance(value, (str, bytes)) else value
+  if np.ndim(arr) == 3:
     arr = arr[None]
-  if arr.ndim != 4 or arr.shape[-1] != 3:
-    raise FvjaxError(f"{what} has shape {arr.shape}; expected images [N, H, W, 3] "
-                     "(or one image [H, W, 3])")
-  if np.issubdtype(arr.dtype, np.integer):
-    arr = arr.astype(np.float32) / 255.0  # 8-bit pixels
-  elif not np.issubdtype(arr.dtype, np.floating):
-    raise FvjaxError(f"{what} has dtype {arr.dtype}; expected floats in [0, 1] or uint8")
-  return arr.astype(np.float32, copy=False)
+  arr = check_images(arr, what)
+  return np.asarray(arr, np.float32)
 
 
 def _chunks(data) -> tuple[Iterator[_Chunk], int | None, _Chunk | None]:
@@ -374,9 +369,9 @@ def dataset_examples(model: Model, objective_or_layer, images, k: int = 9, *,
       (``channel(layer, jnp.arange(K))``, ``direction(layer, vectors [K, C])``), or a list of
       K objectives of the same structure. An objective's score of an image is what
       `fvjax.render` maximises.
-    images: the dataset: an array ``[N, H, W, 3]`` (floats in [0, 1] or uint8), an
-      `fvjax.data.ImageSet`, or an iterable of such batches (any sizes; e.g.
-      ``fvjax.data.tfds_images(..., batch_size=...)``) streamed once. All images one size.
+    images: the dataset: an array ``[N, H, W, 3]`` of floats in [0, 1] (integer pixels are
+      refused: pass ``images / 255``), an `fvjax.data.ImageSet`, or an iterable of such
+      batches (any sizes; e.g. ``fvjax.data.tfds_images(..., batch_size=...)``) streamed once. All images one size.
     k: examples kept per unit (1..N).
     batch_size: images per compiled step; the last partial batch is padded and masked.
     bottom: also keep the k lowest-scoring images per unit.

@@ -11,6 +11,7 @@ parentheses. Atoms (layer names as in ``fvjax layers``):
 
 from __future__ import annotations
 
+import math
 import re
 
 from fvjax._src import objectives as O
@@ -95,7 +96,11 @@ def parse_objective(text: str) -> O.Objective:
       take(")")
       return inner
     if kind == "number":
-      return ("num", float(value))
+      number = float(value)
+      if not math.isfinite(number) or abs(number) > 3.4e38:
+        raise FvjaxError(f"objective expression {text!r}: the number {value} is beyond float32 "
+                         "(at most 3.4e38)")
+      return ("num", number)
     if kind == "atom":
       return ("obj", _atom(value))
     raise FvjaxError(f"objective expression {text!r}: unexpected {value or 'end'!r}")

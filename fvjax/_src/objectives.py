@@ -162,6 +162,13 @@ def _as_objective(value, op: str) -> Objective:
 def _as_factor(value) -> jax.Array:
   if isinstance(value, Objective):
     raise FvjaxError("divide an objective by a number, not by an objective")
+  if isinstance(value, (str, bytes)) or value is None:
+    raise FvjaxError(f"an objective multiplies by numbers, got {value!r}")
+  if not isinstance(value, jax.core.Tracer):
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+      cast = np.asarray(value, np.float32)
+    if not np.all(np.isfinite(cast)):
+      raise FvjaxError(f"an objective's factor must be finite (within float32), got {value!r}")
   return jnp.asarray(value, jnp.float32)
 
 
@@ -220,8 +227,7 @@ class Neuron(Objective):
     a = acts[self.layer]
     if a.ndim != 4:
       raise FvjaxError(f"neuron needs a spatial layer; {self.layer!r} has shape {a.shape}")
-    y = a.shape[1] // 2 if self.y is None else self.y
-    x = a.shape[2] // 2 if self.x is None else self.x
+    y, x = _check_position(a.shape, self.layer, self.y, self.x)
     return _select(jnp.take(a[:, y, x], self.index, axis=-1), self.batch)
 
   def check(self, model):
@@ -305,8 +311,10 @@ class DirectionNeuron(Objective):
 
   def __call__(self, acts):
     a = acts[self.layer]
-    y = a.shape[1] // 2 if self.y is None else self.y
-    x = a.shape[2] // 2 if self.x is None else self.x
+    if a.ndim != 4:
+      raise FvjaxError(f"direction_neuron needs a spatial layer; {self.layer!r} has shape "
+                       f"{a.shape}")
+    y, x = _check_position(a.shape, self.layer, self.y, self.x)
     return _select(_cossim_weighted_dot(a[:, y, x], self.vector, self.cossim_pow), self.batch)
 
   check = Direction.check
@@ -550,19 +558,65 @@ class Product(Objective):
 
 
 # -- constructors (the public names) ---------------------------------------------------
-def _index(value) -> jax.Array:
-  return jnp.asarray(value, jnp.int32)
+def _index(value, what: str = "index") -> jax.Array:
+  """Unit / class indices as int32: an integer, or ``[K]`` integers (K >= 1). Non-integers,
+  negative values and empty or nested arrays are an `FvjaxError` (checked on concrete values;
+  traced values pass through)."""
+  if isinstance(value, jax.core.Tracer):
+    return jnp.asarray(value, jnp.int32)
+  if isinstance(value, (str, bytes)) or value is None:
+    raise FvjaxError(f"{what} must be an integer or a list/array of integers, got {value!r}")
+  arr = np.asarray(value)
+  if arr.dtype.kind == "b" or arr.dtype.kind not in "iu":
+    raise FvjaxError(f"{what} must be an integer or integers (e.g. jnp.arange(K)), got "
+                     f"{value!r} of dtype {arr.dtype}" + (
+                         "; indices are not rounded" if arr.dtype.kind == "f" else ""))
+  if arr.ndim > 1:
+    raise FvjaxError(f"{what} must be an integer or a 1-d array of K integers, got shape "
+                     f"{arr.shape}")
+  if arr.size == 0:
+    raise FvjaxError(f"{what} is empty ({value!r}); give at least one unit")
+  if arr.min() < 0:
+    raise FvjaxError(f"{what} {int(arr.min())} is negative; indices count from 0")
+  if arr.max() > np.iinfo(np.int32).max:
+    raise FvjaxError(f"{what} {int(arr.max())} is too large")
+  return jnp.asarray(arr, jnp.int32)
+
+
+def _position(value, name: str) -> int | None:
+  """A neuron's ``y`` / ``x``: None (the centre) or a non-negative integer; the upper bound
+  is checked where the objective meets the layer (`Neuron.__call__` at trace time)."""
+  if value is None:
+    return None
+  if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+      or value < 0:
+    raise FvjaxError(f"neuron position {name} must be None (the centre) or a non-negative "
+                     f"integer, got {value!r}")
+  return int(value)
+
+
+def _check_position(a_shape, layer: str, y, x) -> tuple[int, int]:
+  """``(y, x)`` within a ``[B, H, W, C]`` activation (None: the centre), else `FvjaxError`."""
+  h, w = a_shape[1], a_shape[2]
+  y = h // 2 if y is None else y
+  x = w // 2 if x is None else x
+  if not (0 <= y < h and 0 <= x < w):
+    raise FvjaxError(f"neuron position (y={y}, x={x}) is outside layer {layer!r}, whose "
+                     f"activation is {h}x{w} at this image size (valid: y in 0..{h - 1}, "
+                     f"x in 0..{w - 1})")
+  return y, x
 
 
 def channel(layer: str, index, *, batch: int | None = None) -> Objective:
   """Mean activation of channel ``index`` (an int, or ``[K]`` ints for K units)."""
-  return Channel(layer, _index(index), batch)
+  return Channel(layer, _index(index, "channel index"), batch)
 
 
 def neuron(layer: str, index, y: int | None = None, x: int | None = None, *,
            batch: int | None = None) -> Objective:
   """Channel ``index`` at position ``(y, x)`` of a spatial layer; the centre by default."""
-  return Neuron(layer, _index(index), y, x, batch)
+  return Neuron(layer, _index(index, "channel index"), _position(y, "y"), _position(x, "x"),
+                batch)
 
 
 def layer(name: str, *, batch: int | None = None) -> Objective:
@@ -575,12 +629,12 @@ deepdream = layer
 
 def class_logit(index, *, batch: int | None = None) -> Objective:
   """The logit of class ``index`` (int or ``[K]``)."""
-  return ClassLogit(_index(index), batch)
+  return ClassLogit(_index(index, "class index"), batch)
 
 
 def class_probability(index, *, batch: int | None = None) -> Objective:
   """The softmax probability of class ``index`` (int or ``[K]``)."""
-  return ClassProbability(_index(index), batch)
+  return ClassProbability(_index(index, "class index"), batch)
 
 
 def direction(layer: str, vector, *, cossim_pow: float = 0.0,
@@ -592,7 +646,8 @@ def direction(layer: str, vector, *, cossim_pow: float = 0.0,
 def direction_neuron(layer: str, vector, y: int | None = None, x: int | None = None, *,
                      cossim_pow: float = 0.0, batch: int | None = None) -> Objective:
   """Projection on ``vector`` of ``layer``'s activation at ``(y, x)`` (the centre by default)."""
-  return DirectionNeuron(layer, jnp.asarray(vector, jnp.float32), y, x, float(cossim_pow), batch)
+  return DirectionNeuron(layer, jnp.asarray(vector, jnp.float32), _position(y, "y"),
+                         _position(x, "x"), float(cossim_pow), batch)
 
 
 def diversity(layer: str) -> Objective:

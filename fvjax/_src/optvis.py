@@ -59,7 +59,7 @@ class Adam(Optimizer):
 
   def __post_init__(self):
     for f in dataclasses.fields(self):
-      object.__setattr__(self, f.name, pytree.number(getattr(self, f.name)))
+      object.__setattr__(self, f.name, pytree.number(getattr(self, f.name), f"Adam {f.name}"))
 
   def transformation(self):
     return optax.adam(self.learning_rate, self.b1, self.b2, self.eps)
@@ -72,8 +72,9 @@ class SGD(Optimizer):
   momentum: Any = None
 
   def __post_init__(self):
-    object.__setattr__(self, "learning_rate", pytree.number(self.learning_rate))
-    object.__setattr__(self, "momentum", pytree.number(self.momentum))
+    object.__setattr__(self, "learning_rate", pytree.number(self.learning_rate,
+                                                            "SGD learning_rate"))
+    object.__setattr__(self, "momentum", pytree.number(self.momentum, "SGD momentum"))
 
   def transformation(self):
     return optax.sgd(self.learning_rate, self.momentum)
@@ -183,7 +184,7 @@ class State(NamedTuple):
 def as_key(key) -> jax.Array:
   """A typed PRNG key from a typed key (``jax.random.key``) or a raw ``uint32[2]`` one
   (``jax.random.PRNGKey``); batches of either kind keep their leading axes."""
-  if isinstance(key, (int, np.integer)) or key is None:
+  if isinstance(key, (int, np.integer, str, bytes, float)) or key is None:
     raise FvjaxError(f"key must be a JAX PRNG key (jax.random.key(seed)), got {key!r}")
   key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
   if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
@@ -338,6 +339,13 @@ def broadcast(settings: Settings, count: int, values: dict[str, Any] | None = No
   batched = jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (count, *np.shape(x))),
                          settings)
   for name, value in values.items():
+    if isinstance(value, (str, bytes)) or value is None:
+      raise FvjaxError(f"setting {name!r} must be a number or [{count}] numbers, got {value!r}")
+    if not isinstance(value, jax.core.Tracer):
+      with np.errstate(over="ignore"):
+        concrete = np.asarray(value, np.float32)
+      if not np.all(np.isfinite(concrete)):
+        raise FvjaxError(f"setting {name!r} must be finite (within float32), got {value!r}")
     value = jnp.asarray(value, jnp.float32)
     if value.ndim == 0:
       value = jnp.broadcast_to(value, (count,))
@@ -371,8 +379,16 @@ def check(model: Model, objective, settings: Settings) -> None:
                      f"smaller than model {model.name!r} can take (minimum {model.min_size})")
   check_input(model, seen, f"the {seen[0]}x{seen[1]} images the transforms make of "
                            f"{size[0]}x{size[1]} renders")
-  _, stacked, _ = objectives_lib.stack(objective)
+  units, stacked, _ = objectives_lib.stack(objective)
   stacked.check(model)
+  # The objective meets the model's activations at the size the loop feeds it (abstract
+  # evaluation, no FLOPs): checks that depend on it (a neuron's position) fail here.
+  seen_images = jax.ShapeDtypeStruct((shape[0], *seen, 3), jnp.float32)
+  _, acts = jax.eval_shape(
+      lambda m, o, x: (jax.vmap(lambda one: one(_acts(m, x)), axis_size=units)(o),
+                       _acts(m, x)),
+      model, stacked, seen_images)
+  check_memory(model, acts, units, size)
 
 
 def check_input(model: Model, size: tuple[int, int], what: str) -> None:
@@ -414,3 +430,28 @@ def _first_line(error: Exception) -> str:
 def _message(error: FvjaxError) -> str:
   """An `FvjaxError` raised while tracing, without the notes JAX appends to its text."""
   return str(error).split("\n--------------------\n", 1)[0]
+
+
+def memory_limit() -> tuple[int, str]:
+  """``(bytes, what)``: the first device's memory limit, or the host's physical memory on
+  CPU."""
+  device = jax.devices()[0]
+  stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+  if stats and stats.get("bytes_limit"):
+    return int(stats["bytes_limit"]), f"{device.device_kind} memory"
+  import os
+  return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "the host's memory"
+
+
+def check_memory(model: Model, acts, units: int, size) -> None:
+  """Refuse a render whose activations cannot fit: a lower bound of its memory is twice the
+  activations of all K units' images (the forward pass kept for the backward pass, and their
+  gradients); `FvjaxError` when that alone exceeds `memory_limit`."""
+  per_unit = sum(int(np.prod(a.shape)) * a.dtype.itemsize for a in jax.tree.leaves(acts))
+  need = 2 * units * per_unit
+  limit, what = memory_limit()
+  if need > limit:
+    raise FvjaxError(
+        f"image size {size[0]}x{size[1]} with {units} unit(s) needs at least "
+        f"{need / 2**30:.1f} GiB for model {model.name!r}'s activations, more than "
+        f"{what} ({limit / 2**30:.1f} GiB); use a smaller size or fewer units per call")

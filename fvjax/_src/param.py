@@ -110,12 +110,21 @@ class Image(ImageParam):
     return jax.nn.sigmoid(raw)
 
 
+# The largest image side: 8192 px is 0.75 GiB per float32 RGB image, and the activations of
+# a vision model on it are tens of GiB (checked against the memory by `optvis.check`).
+MAX_SIDE = 8192
+
+
 def _size(size) -> tuple[int, int]:
   """``size`` (an int or ``(height, width)``) as a pair of positive ints, else `FvjaxError`."""
   pair = (size, size) if isinstance(size, (int, np.integer)) else size
   if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(
       isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in pair)):
     raise FvjaxError(f"image size must be a positive int or (height, width), got {size!r}")
+  if max(pair) > MAX_SIDE:
+    raise FvjaxError(f"image size {size!r} is above fvjax's limit of {MAX_SIDE} px per side "
+                     f"(one {pair[0]}x{pair[1]} RGB float32 image alone is "
+                     f"{pair[0] * pair[1] * 12 / 2**30:.1f} GiB, before any activations)")
   return int(pair[0]), int(pair[1])
 
 
@@ -130,7 +139,7 @@ def image(size: int | tuple[int, int], *, batch: int = 1, fft: bool = True,
   in Lucid's interpolation figures), so a strip of images varies smoothly.
   """
   return Image(_size(size), _batch(batch), bool(fft), bool(decorrelate), bool(shared),
-               pytree.number(sd), pytree.number(decay))
+               pytree.number(sd, "sd"), pytree.number(decay, "decay"))
 
 
 def _batch(batch) -> int:

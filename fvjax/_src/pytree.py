@@ -13,6 +13,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from fvjax._src.errors import FvjaxError
+
 
 def static(default: Any = dataclasses.MISSING) -> Any:
   """A dataclass field that belongs to the structure (hashable; compared by value)."""
@@ -44,13 +46,18 @@ def equal(a: Any, b: Any) -> bool:
       for x, y in zip(leaves_a, leaves_b))
 
 
-def number(value: Any) -> Any:
+def number(value: Any, name: str = "a numeric setting") -> Any:
   """A Python number as a float32 NumPy scalar (a strongly typed leaf, so a float and an
-  array of the same value compile the same program); arrays and tracers pass unchanged."""
+  array of the same value compile the same program); arrays and tracers pass unchanged.
+  A bool, or a number that is NaN / inf (or overflows float32), is an `FvjaxError`."""
   if isinstance(value, (bool, np.bool_)):
-    raise TypeError("a setting that is a number got a bool")
+    raise FvjaxError(f"{name} must be a number, got {value!r}")
   if isinstance(value, (int, float, np.integer, np.floating)):
-    return np.float32(value)
+    with np.errstate(over="ignore"):
+      cast = np.float32(value)
+    if not np.isfinite(cast):
+      raise FvjaxError(f"{name} must be a finite number (within float32), got {value!r}")
+    return cast
   return value
 
 

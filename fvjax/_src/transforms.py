@@ -142,16 +142,27 @@ def _pixels(name: str, value) -> int:
 
 
 def _choices(name: str, values: Sequence[float]) -> np.ndarray:
-  array = np.asarray(values, np.float32).reshape(-1)
+  if isinstance(values, (str, bytes)) or any(isinstance(v, (str, bytes)) for v in
+                                              np.ravel(np.asarray(values, object))):
+    raise FvjaxError(f"{name} takes a list of numbers, got {values!r}")
+  try:
+    with np.errstate(over="ignore"):
+      array = np.asarray(values, np.float32).reshape(-1)
+  except (TypeError, ValueError):
+    raise FvjaxError(f"{name} takes a list of numbers, got {values!r}") from None
   if array.size == 0:
     raise FvjaxError(f"{name} needs at least one value to draw from, got {values!r}")
+  if not np.all(np.isfinite(array)):
+    raise FvjaxError(f"{name} values must be finite, got {values!r}")
+  if name == "random_scale" and array.min() <= 0:
+    raise FvjaxError(f"random_scale factors must be > 0 (1 keeps the size), got {values!r}")
   return array
 
 
 def pad(width: int, *, value: float = 0.5, mode: str = "constant") -> Pad:
   if mode not in ("constant", "reflect", "edge"):
     raise FvjaxError(f"unknown pad mode {mode!r}; valid: constant, reflect, edge")
-  return Pad(_pixels("pad width", width), mode, pytree.number(value))
+  return Pad(_pixels("pad width", width), mode, pytree.number(value, "pad value"))
 
 
 def jitter(d: int) -> Jitter:

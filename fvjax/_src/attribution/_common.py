@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fvjax._src import validate
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
 
@@ -26,13 +27,8 @@ def check_model(model: Any, what: str) -> Model:
 
 def check_images(model: Model, images: Any, what: str) -> jax.Array:
   """``images`` as a float32 ``[N, H, W, 3]`` array; a single ``[H, W, 3]`` image is refused."""
-  shape = np.shape(images)
-  if len(shape) != 4 or shape[-1] != 3:
-    raise FvjaxError(f"{what} needs images shaped [N, H, W, 3] with values in [0, 1], got "
-                     f"shape {tuple(shape)} (add a leading axis for one image)")
-  if shape[0] == 0:
-    raise FvjaxError(f"{what} got no images (shape {tuple(shape)})")
-  model.check_size(min(shape[1:3]))
+  images = validate.check_images(images, f"{what}: images")
+  model.check_size(min(np.shape(images)[1:3]))
   return jnp.asarray(images, jnp.float32)
 
 

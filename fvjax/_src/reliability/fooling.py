@@ -56,6 +56,7 @@ from fvjax._src import objectives as objectives_lib
 from fvjax._src import transforms as transforms_lib
 from fvjax._src.batching import map_batches
 from fvjax._src.errors import FvjaxError
+from fvjax._src.validate import check_images
 from fvjax._src.model import Model
 from fvjax._src.render import render
 
@@ -159,6 +160,7 @@ def picture_template(picture: np.ndarray, size: int = 64) -> np.ndarray:
     raise FvjaxError(f"the target picture must be [H, W, 3] RGB, got shape {picture.shape}")
   if picture.dtype == np.uint8:
     picture = picture.astype(np.float32) / 255.0
+  check_images(picture, "the target picture", rank=3)
   h, w = picture.shape[:2]
   side = min(h, w)
   top, left = (h - side) // 2, (w - side) // 2
@@ -467,11 +469,8 @@ def train_detector(key: jax.Array, natural: np.ndarray, synthetic: np.ndarray, *
     ``(variables, losses [steps], accuracies [steps])`` (training-batch loss / accuracy).
   """
   detector = detector or Detector()
-  natural, synthetic = np.asarray(natural), np.asarray(synthetic)
-  for name, arr in (("natural", natural), ("synthetic", synthetic)):
-    if arr.ndim != 4 or arr.shape[-1] != 3 or len(arr) == 0:
-      raise FvjaxError(f"{name} images must be a non-empty [N, H, W, 3] array, "
-                       f"got shape {arr.shape}")
+  natural = np.asarray(check_images(natural, "natural images"))
+  synthetic = np.asarray(check_images(synthetic, "synthetic images"))
   if batch < 2:
     raise FvjaxError(f"batch must be at least 2 (half natural, half synthetic), got {batch}")
   scales = ((float(min_scale),) * 2 if np.ndim(min_scale) == 0
@@ -510,7 +509,7 @@ def detector_logits(variables: Any, images: np.ndarray, *, detector: Detector | 
                     batch: int = 128) -> np.ndarray:
   """E's logits ``[N]`` for ``images`` ``[N, H, W, 3]`` in [0, 1] (``> 0``: visualization)."""
   detector = detector or Detector()
-  images = np.asarray(images, np.float32)
+  images = np.asarray(check_images(images, "images"), np.float32)
   return map_batches(lambda x: _detector_apply(variables, x, detector=detector), images,
                      batch_size=batch)
 
@@ -551,7 +550,7 @@ def _logits(model, images):
 def classify(model: Model, images: np.ndarray, *, batch: int = 50,
              progress: bool = False) -> np.ndarray:
   """``model``'s logits ``[N, num_classes]`` for ``images`` ``[N, H, W, 3]`` in [0, 1]."""
-  images = np.asarray(images, np.float32)
+  images = np.asarray(check_images(images, "images"), np.float32)
   return map_batches(lambda x: _logits(model, x), images, batch_size=batch, progress=progress,
                      desc=f"classify ({model.name})")
 

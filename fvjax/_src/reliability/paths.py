@@ -33,6 +33,7 @@ from scipy import stats
 from fvjax._src.batching import map_batches
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
+from fvjax._src.validate import check_images
 
 __all__ = [
     "PathSimilarity", "path_layers", "reduce_activation", "layer_activations", "rankdata",
@@ -81,6 +82,7 @@ def layer_activations(model: Model, images, layers: Sequence[str], *, how: str =
   ``{"leaky_re_lu_12/max": "leaky_re_lu_12:max"}``. Images are run in equal batches (the
   last padded) so one compiled function serves them all.
   """
+  check_images(images, "images")
   for layer in layers:
     model.layer_shape(layer)
   specs = {layer: (layer, how) for layer in layers}
@@ -96,9 +98,7 @@ def layer_activations(model: Model, images, layers: Sequence[str], *, how: str =
   def run(params, x):
     return _reduced_jit(model.apply, frozen, params, x)
 
-  images = np.asarray(images, np.float32)
-  if len(images) == 0:
-    raise FvjaxError("no images given")
+  images = np.asarray(check_images(images, "images"), np.float32)
   out = map_batches(lambda x: run(model.params, x), images, batch_size=batch_size,
                     progress=progress, desc="activations")
   return {k: v.astype(np.float32) for k, v in out.items()}
@@ -167,9 +167,7 @@ def natural_views(key: jax.Array, image, size: int, count: int, *,
   flipped left-right with probability 1/2 (view 1 is always the flipped centre crop when
   ``count >= 2``). All draws come from ``key``; resizing is bilinear (PIL).
   """
-  image = np.asarray(image, np.float32)
-  if image.ndim != 3 or image.shape[-1] != 3:
-    raise FvjaxError(f"natural_views needs one image [H, W, 3], got shape {image.shape}")
+  image = np.asarray(check_images(image, "natural_views image", rank=3), np.float32)
   if count < 1 or not 0 < min_scale <= 1:
     raise FvjaxError(f"need count >= 1 and 0 < min_scale <= 1, got {count}, {min_scale}")
   h, w = image.shape[:2]

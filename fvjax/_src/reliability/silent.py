@@ -50,6 +50,7 @@ import numpy as np
 from fvjax._src.batching import map_batches
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
+from fvjax._src.validate import check_images
 
 __all__ = [
     "SilentUnits", "conv_module_input", "conv_kernel", "batchnorm_scale", "effective_weights",
@@ -182,8 +183,12 @@ def conv_module_input(model: Model, layer: str, images, *, batch_size: int = 50,
                   batch_size, progress, "conv input")
 
 
-def _batched(fn, images, batch_size: int, progress: bool, desc: str) -> np.ndarray:
-  """`map_batches` of ``fn`` over ``images`` (float32), which must not be empty."""
+def _batched(fn, images, batch_size: int, progress: bool, desc: str,
+             name: str | None = "images") -> np.ndarray:
+  """`map_batches` of ``fn`` over ``images`` (float32), which must not be empty; ``name``:
+  check them as images in [0, 1] (`check_images`), None for layer inputs."""
+  if name is not None:
+    images = check_images(images, name)
   images = np.asarray(images, np.float32)
   if len(images) == 0:
     raise FvjaxError("no images given")
@@ -205,6 +210,9 @@ def target_filter(model: Model, layer: str, target_images, reference_images=None
   ``reference_inputs`` (`conv_module_input` of the references) skips their forward pass.
   """
   module = _check_conv(model, layer)
+  check_images(target_images, "target_images")
+  if reference_images is not None:
+    check_images(reference_images, "reference_images")
 
   def mean_patch(images=None, x=None):
     if x is None:
@@ -298,7 +306,7 @@ def filter_max_response(model: Model, layer: str, filters: jax.Array, images=Non
   zero = jnp.zeros(filters.shape[-1], jnp.float32)
   if inputs is not None:
     per = _batched(lambda x: _branch_max_jit(module, filters, zero, x), inputs, batch_size,
-                   progress, f"max response at {layer}")
+                   progress, f"max response at {layer}", name=None)
   else:
     per = _batched(lambda x: _branch_max_images_jit(model.apply, layer, module, model.params,
                                                     filters, zero, x),
@@ -438,6 +446,9 @@ def make_silent_units(model: Model, layer: str, target_images, natural_images, *
     A `SilentUnits` holding the manipulated model and every intermediate quantity.
   """
   _check_conv(model, layer)
+  check_images(target_images, "target_images")
+  if natural_inputs is None:
+    check_images(natural_images, "natural_images")
   kernel = conv_kernel(model, layer)
   channels = kernel.shape[-1]
   scale = None

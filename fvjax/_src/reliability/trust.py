@@ -48,6 +48,7 @@ from fvjax._src import objectives as objectives_lib
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
 from fvjax._src.reliability import paths
+from fvjax._src.validate import check_images
 
 __all__ = ["TrustCriteria", "TrustReport", "NaturalStatistics", "natural_statistics",
            "trust_report", "trust_reports", "flag_rate"]
@@ -233,14 +234,23 @@ def trust_reports(model: Model, layer: str, units: Sequence[int], natural_images
   Returns:
     One `TrustReport` per unit, in order.
   """
-  units = np.asarray(units, np.int64).reshape(-1)
+  raw_units = np.asarray(units)
+  if raw_units.dtype.kind not in "iu":
+    raise FvjaxError(f"units must be integer unit indices, got {units!r}")
+  units = raw_units.astype(np.int64).reshape(-1)
   channels = model.layer_shape(layer)[-1]
   if units.size == 0 or units.min() < 0 or units.max() >= channels:
     raise FvjaxError(f"units must be in 0..{channels - 1} for layer {layer!r}, got "
                      f"{units.tolist()}")
+  if visualizations is not None:
+    check_images(visualizations, "visualizations")
   if natural is None:
     if natural_images is None:
       raise FvjaxError("trust_reports needs natural_images or precomputed natural statistics")
+    check_images(natural_images, "natural_images")
+    if len(natural_images) <= top_k + 1:
+      raise FvjaxError(f"need more than top_k + 1 = {top_k + 1} natural images, got "
+                       f"{len(natural_images)}")
     natural = natural_statistics(model, layer, natural_images, batch_size=batch_size,
                                  progress=progress)
   if natural.layer != layer:
@@ -331,8 +341,8 @@ def trust_report(model: Model, layer: str, unit: int, natural_images=None, *,
                  key: jax.Array, **kwargs) -> TrustReport:
   """The `TrustReport` of one unit; see `trust_reports` for the arguments."""
   if "visualizations" in kwargs and kwargs["visualizations"] is not None:
-    v = np.asarray(kwargs["visualizations"])
-    kwargs["visualizations"] = v[None] if v.ndim == 3 else v
+    v = kwargs["visualizations"]
+    kwargs["visualizations"] = v[None] if np.ndim(v) == 3 else v
   return trust_reports(model, layer, [unit], natural_images, key=key, **kwargs)[0]
 
 

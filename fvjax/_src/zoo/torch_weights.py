@@ -125,6 +125,8 @@ def download_weights(name: str, path: str | None = None, *, overwrite: bool = Fa
 def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
   """Read a state dict from ``.safetensors``, ``.npz`` or (with torch) ``.pth``, as NumPy."""
   path = os.fspath(path)
+  if os.path.isdir(path):
+    raise FvjaxError(f"weights {path!r} is a folder; give a .safetensors, .npz or .pth file")
   if not os.path.isfile(path):
     raise FvjaxError(f"weights file {path!r} does not exist")
   kind = _file_kind(path)
@@ -161,9 +163,10 @@ def to_flax(state_dict: Mapping[str, Any], template: Any, *, source: str = "stat
   if missing or extra:
     raise FvjaxError(f"{source} does not match the model: missing tensors "
                      f"{_listing(missing)}, unexpected tensors {_listing(extra)}")
+  given = weights_io.check_tensors({k: _to_numpy(given[k]) for k in expected}, source)
   flat = {}
   for torch_key, (flax_key, torch_shape) in expected.items():
-    value = np.asarray(_to_numpy(given[torch_key]), np.float32)
+    value = given[torch_key]
     if value.shape != torch_shape:
       raise FvjaxError(f"{source}: tensor {torch_key!r} has shape {value.shape}, the model "
                        f"expects {torch_shape}")
