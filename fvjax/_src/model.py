@@ -189,14 +189,13 @@ def _is_nnx(module) -> bool:
 
 
 def _size_pair(size) -> tuple[int, int]:
-  if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-    size = (size, size)
-  try:
-    pair = tuple(int(s) for s in size)
-  except TypeError:
-    pair = ()
-  if len(pair) != 2 or min(pair) < 1 or any(p != s for p, s in zip(pair, size)):
-    raise FvjaxError(f"input_size must be (H, W) in pixels, got {size!r}")
+  """``(H, W)``, two positive integers (bools and floats refused), as a tuple of ints."""
+  if (not isinstance(size, (tuple, list)) or len(size) != 2
+      or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1
+             for v in size)):
+    raise FvjaxError(f"input_size must be (height, width), two positive integers, got "
+                     f"{size!r}")
+  pair = (int(size[0]), int(size[1]))
   return pair
 
 

@@ -384,10 +384,16 @@ def check(model: Model, objective, settings: Settings) -> None:
   # The objective meets the model's activations at the size the loop feeds it (abstract
   # evaluation, no FLOPs): checks that depend on it (a neuron's position) fail here.
   seen_images = jax.ShapeDtypeStruct((shape[0], *seen, 3), jnp.float32)
-  _, acts = jax.eval_shape(
-      lambda m, o, x: (jax.vmap(lambda one: one(_acts(m, x)), axis_size=units)(o),
-                       _acts(m, x)),
-      model, stacked, seen_images)
+  try:
+    _, acts = jax.eval_shape(
+        lambda m, o, x: (jax.vmap(lambda one: one(_acts(m, x)), axis_size=units)(o),
+                         _acts(m, x)),
+        model, stacked, seen_images)
+  except FvjaxError as e:
+    raise FvjaxError(_message(e)) from None
+  except Exception as e:
+    raise FvjaxError(f"the objective on model {model.name!r} cannot be traced, so nothing was "
+                     f"optimized: {type(e).__name__}: {_first_line(e)}") from e
   check_memory(model, acts, units, size)
 
 
