@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -39,17 +40,25 @@ SCALES = {
 }
 
 
-def sign_sgd(lr: float) -> optax.GradientTransformation:
-  """Steepest ascent in L-infinity: step every coordinate by ``lr`` along the gradient sign."""
-  return optax.chain(optax.stateless(lambda g, _: jax.tree.map(jnp.sign, g)), optax.sgd(lr))
+@fvjax.pytree.dataclass
+class SignSGD(fvjax.optvis.Optimizer):
+  """Steepest ascent in L-infinity: step every coordinate by ``learning_rate`` along the
+  gradient sign. The rate is traced, so every rate reuses one compiled loop."""
+  learning_rate: Any = np.float32(0.1)
+
+  def transformation(self) -> optax.GradientTransformation:
+    return optax.chain(optax.stateless(lambda g, _: jax.tree.map(jnp.sign, g)),
+                       optax.sgd(self.learning_rate))
 
 
 def method_settings(name: str, size: int, lr: float):
+  """Parameterization and optimizer of a method; the rate is traced (one compile per method)."""
+  lr = np.float32(lr)
   if name == "pixel_l2":
-    return fvjax.param.pixel(size), optax.sgd(lr)
+    return fvjax.param.pixel(size), fvjax.optvis.SGD(lr)
   if name == "pixel_linf":
-    return fvjax.param.pixel(size), sign_sgd(lr)
-  return fvjax.param.image(size), optax.sgd(lr)
+    return fvjax.param.pixel(size), SignSGD(lr)
+  return fvjax.param.image(size), fvjax.optvis.SGD(lr)
 
 
 def steps_to_reach(trace: np.ndarray, target: float, window: int = 8) -> int | None:
@@ -92,7 +101,7 @@ def main():
   def run(name, lr):
     param, optimizer = method_settings(name, cfg["size"], lr)
     result = fvjax.render(model, objective, key=key, steps=cfg["steps"], param=param,
-                          optimizer=optimizer)
+                          optimizer=optimizer, progress=False)
     runs[(name, lr)] = result
     print(f"{name:13s} lr={lr:<8g} final objective {result.final.mean():.3f}", flush=True)
 
