@@ -88,13 +88,17 @@ def activations(forward, images: np.ndarray) -> np.ndarray:
 
 
 def gram_similarity(forward, images: np.ndarray, layer: str) -> float:
-  """Mean pairwise cosine similarity of the images' Gram matrices at ``layer`` (1 = same
-  style statistics); ``-diversity / (B (B - 1))``, see `fvjax.objectives.diversity`
-  (``forward`` from `layer_forward`)."""
-  acts = forward(jnp.asarray(images))
-  scores = np.asarray(O.diversity(layer)({layer: acts}))
+  """Mean pairwise cosine similarity of the images' Gram matrices ``G_ij = sum_xy a_i a_j``
+  at ``layer`` (1 = the same style statistics; the quantity `fvjax.objectives.diversity`
+  lowers), computed here in NumPy (``forward`` from `layer_forward`)."""
+  del layer  # the layer is ``forward``'s
+  acts = np.asarray(forward(jnp.asarray(images)), np.float64)
+  flat = acts.reshape(len(acts), -1, acts.shape[-1])
+  grams = np.einsum("bpi,bpj->bij", flat, flat).reshape(len(acts), -1)
+  grams /= np.maximum(np.linalg.norm(grams, axis=1, keepdims=True), 1e-30)
+  cos = grams @ grams.T
   b = len(images)
-  return float(-scores.sum() / (b * (b - 1)))
+  return float((cos.sum() - np.trace(cos)) / (b * (b - 1)))
 
 
 def pixel_distance(images: np.ndarray) -> float:
