@@ -188,6 +188,57 @@ def test_meaningful_perturbation_is_one_compiled_loop_for_every_chunk_and_number
   assert log.count("_run_all") == 0 and log.count("_init_all") == 0, log.names
 
 
+def test_nearest_upsampling_gives_constant_blocks():
+  small = jax.random.uniform(jax.random.key(3), (2, 4, 4))
+  near = np.asarray(A.upsample_mask(small, (32, 32), 0.0, mode="nearest"))
+  # every 8x8 block is the constant value of its cell (pixel replication, no interpolation)
+  blocks = near.reshape(2, 4, 8, 4, 8)
+  np.testing.assert_array_equal(blocks, np.broadcast_to(
+      np.asarray(small)[:, :, None, :, None], blocks.shape))
+  bilinear = np.asarray(A.upsample_mask(small, (32, 32), 0.0))
+  assert np.abs(np.diff(bilinear.reshape(2, 4, 8, 4, 8), axis=2)).max() > 1e-3
+  # through the optimiser: the returned full-size mask is the nearest-upsampled small mask
+  model = _patch_model(patch=(8, 16, 16, 24))
+  image = np.zeros((1, 32, 32, 3), np.float32)
+  image[:, 8:16, 16:24] = 1.0
+  result = A.meaningful_perturbation(jax.random.key(0), model, image, 0, mask_size=8,
+                                     mask_smooth=0.0, blur_sigma=4.0, jitter=1, steps=6,
+                                     upsample="nearest")
+  np.testing.assert_allclose(result.masks[0], np.kron(result.small[0], np.ones((4, 4))),
+                             atol=1e-6)
+  assert result.small[0].min() < 0.99  # the mask moved, so the blocks are not all ones
+
+
+def test_circle_init_is_the_smallest_disc_that_removes_the_class():
+  from fvjax._src.attribution import perturbation as P
+  model = _patch_model(patch=(12, 20, 12, 20))  # reads the central 8x8 patch
+  image = np.zeros((1, 32, 32, 3), np.float32)
+  image[:, 12:20, 12:20] = 1.0
+  result = A.meaningful_perturbation(jax.random.key(0), model, image, 0, mask_size=8,
+                                     blur_sigma=4.0, jitter=0, steps=1, init="circle")
+  radius = result.init_radius[0]
+  # scaled grid at 32 px: radii 0, 5, ..., 170 px x 32/224, sigma 10 x 32/224
+  step = 5 * 32 / 224
+  assert 5 < radius < 12, radius  # the patch's half diagonal is 5.7 px
+  k = int(round(radius / step))
+  discs = P.circle_masks((32, 32), [(k - 1) * step, k * step, 170 * 32 / 224], 10 * 32 / 224)
+  blurred = np.asarray(P._reference("blur", jnp.asarray(image[0]), 4.0, 0.2, None))
+  scores = []
+  for disc in discs:
+    x = disc[..., None] * image[0] + (1 - disc[..., None]) * blurred
+    scores.append(float(jax.nn.softmax(model(jnp.asarray(x[None]))["logits"])[0, 0]))
+  s0 = float(jax.nn.softmax(model(jnp.asarray(image))["logits"])[0, 0])
+  normalized = (np.asarray(scores[:2]) - scores[2]) / (s0 - scores[2])
+  assert normalized[1] < 0.01 <= normalized[0]  # this disc removes the class, one smaller not
+  # the start is 1 - that disc, resized to the 8x8 mask by nearest neighbour: deleted centre
+  np.testing.assert_allclose(result.init[0], discs[1][2::4, 2::4], atol=1e-6)
+  assert result.init[0][3:5, 3:5].max() < 0.1 and result.init[0][0, 0] > 0.99
+  constant = A.meaningful_perturbation(jax.random.key(0), model, image, 0, mask_size=8,
+                                       blur_sigma=4.0, jitter=0, steps=1, init=0.7)
+  np.testing.assert_allclose(constant.init, 0.7)
+  assert np.isnan(constant.init_radius).all()
+
+
 @needs_shared
 def test_meaningful_perturbation_on_a_real_photo(tiny_darknet):
   photo = fvjax.data.load_image(str(SHARED_PHOTOS / "n01443537_goldfish.jpg"), 64)[None]
@@ -289,6 +340,12 @@ def test_bad_inputs_get_clear_errors():
     A.backprop(model, images, 0, rule="guidd")
   with pytest.raises(fvjax.FvjaxError, match="unknown game 'insertion'.*deletion, preservation"):
     A.meaningful_perturbation(jax.random.key(0), model, images, 0, game="insertion")
+  with pytest.raises(fvjax.FvjaxError, match="unknown upsample 'bicubic'.*bilinear, nearest"):
+    A.meaningful_perturbation(jax.random.key(0), model, images, 0, upsample="bicubic")
+  with pytest.raises(fvjax.FvjaxError, match="unknown init 'square'.*circle"):
+    A.meaningful_perturbation(jax.random.key(0), model, images, 0, init="square")
+  with pytest.raises(fvjax.FvjaxError, match=r"init must be a mask value in \[0, 1\] or"):
+    A.meaningful_perturbation(jax.random.key(0), model, images, 0, init=1.5)
   with pytest.raises(fvjax.FvjaxError, match="class index 7"):
     A.class_model(model, 7)
   linear, _ = _linear_model()

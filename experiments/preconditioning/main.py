@@ -8,7 +8,10 @@ metrics on the same units, same steps, same seeds.
 - ``decorrelated``: plain gradient ascent on Lucid's Fourier + decorrelated-colour parameters.
 
 Every method is plain SGD (no Adam, whose per-coordinate scaling is itself a preconditioner);
-each gets the best of a few learning rates (all are reported). Writes ``config.json``,
+each gets the best of its learning rates (all are reported). The grid starts from the scale's
+rates and is widened, one rate at a time beyond whichever edge holds the best, until no
+method's best is at an edge of its grid (a run that diverges, final objective NaN, counts as
+worse than any other), up to ``--max-extra`` extra rates per method. Writes ``config.json``,
 ``results.json`` (final objectives and the steps each method needs to reach a fraction of the
 best final value), ``images.png`` (methods x units) and ``curves.png``.
 """
@@ -17,6 +20,7 @@ import argparse
 import json
 import os
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -36,17 +40,25 @@ SCALES = {
 }
 
 
-def sign_sgd(lr: float) -> optax.GradientTransformation:
-  """Steepest ascent in L-infinity: step every coordinate by ``lr`` along the gradient sign."""
-  return optax.chain(optax.stateless(lambda g, _: jax.tree.map(jnp.sign, g)), optax.sgd(lr))
+@fvjax.pytree.dataclass
+class SignSGD(fvjax.optvis.Optimizer):
+  """Steepest ascent in L-infinity: step every coordinate by ``learning_rate`` along the
+  gradient sign. The rate is traced, so every rate reuses one compiled loop."""
+  learning_rate: Any = np.float32(0.1)
+
+  def transformation(self) -> optax.GradientTransformation:
+    return optax.chain(optax.stateless(lambda g, _: jax.tree.map(jnp.sign, g)),
+                       optax.sgd(self.learning_rate))
 
 
 def method_settings(name: str, size: int, lr: float):
+  """Parameterization and optimizer of a method; the rate is traced (one compile per method)."""
+  lr = np.float32(lr)
   if name == "pixel_l2":
-    return fvjax.param.pixel(size), optax.sgd(lr)
+    return fvjax.param.pixel(size), fvjax.optvis.SGD(lr)
   if name == "pixel_linf":
-    return fvjax.param.pixel(size), sign_sgd(lr)
-  return fvjax.param.image(size), optax.sgd(lr)
+    return fvjax.param.pixel(size), SignSGD(lr)
+  return fvjax.param.image(size), fvjax.optvis.SGD(lr)
 
 
 def steps_to_reach(trace: np.ndarray, target: float, window: int = 8) -> int | None:
@@ -56,12 +68,27 @@ def steps_to_reach(trace: np.ndarray, target: float, window: int = 8) -> int | N
   return None if not len(hits) else int(hits[0] + window)
 
 
+def extend(lrs: list[float], finals: dict[float, float]) -> float | None:
+  """The next rate to try when the best of ``lrs`` (by ``finals``, NaN = worst) sits at an
+  edge of the sorted grid: one grid ratio beyond that edge; None when the best is inside."""
+  lrs = sorted(lrs)
+  score = [finals[lr] if np.isfinite(finals[lr]) else -np.inf for lr in lrs]
+  best = int(np.argmax(score))
+  if best == len(lrs) - 1:
+    return lrs[-1] * (lrs[-1] / lrs[-2])
+  if best == 0:
+    return lrs[0] / (lrs[1] / lrs[0])
+  return None
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--out", default="experiments/preconditioning/results")
   parser.add_argument("--layer", default="leaky_re_lu_8")
   parser.add_argument("--scale", default="default", choices=sorted(SCALES))
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--max-extra", type=int, default=4,
+                      help="most rates added beyond a grid edge per method")
   args = parser.parse_args()
   cfg = SCALES[args.scale]
   os.makedirs(args.out, exist_ok=True)
@@ -69,23 +96,45 @@ def main():
   objective = O.channel(args.layer, jnp.asarray(cfg["units"]))
   key = jax.random.key(args.seed)
   runs, start = {}, time.time()
+  grids, added, edge_free = {}, {}, {}
+
+  def run(name, lr):
+    param, optimizer = method_settings(name, cfg["size"], lr)
+    result = fvjax.render(model, objective, key=key, steps=cfg["steps"], param=param,
+                          optimizer=optimizer, progress=False)
+    runs[(name, lr)] = result
+    print(f"{name:13s} lr={lr:<8g} final objective {result.final.mean():.3f}", flush=True)
+
+  def final(name, lr):
+    value = float(runs[(name, lr)].final.mean())
+    return value if np.isfinite(value) else -np.inf
+
   for name, lrs in cfg["lrs"].items():
-    for lr in lrs:
-      param, optimizer = method_settings(name, cfg["size"], lr)
-      result = fvjax.render(model, objective, key=key, steps=cfg["steps"], param=param,
-                            optimizer=optimizer)
-      runs[(name, lr)] = result
-      print(f"{name:13s} lr={lr:<8g} final objective {result.final.mean():.3f}")
-  best = {name: max(lrs, key=lambda lr: runs[(name, lr)].final.mean())
-          for name, lrs in cfg["lrs"].items()}
+    grid = sorted(float(lr) for lr in lrs)
+    for lr in grid:
+      run(name, lr)
+    added[name] = []
+    while True:
+      nxt = extend(grid, {lr: final(name, lr) for lr in grid})
+      if nxt is None or len(added[name]) >= args.max_extra:
+        break
+      nxt = float(f"{nxt:.6g}")
+      run(name, nxt)
+      added[name].append(nxt)
+      grid = sorted([*grid, nxt])
+    grids[name] = grid
+    edge_free[name] = extend(grid, {lr: final(name, lr) for lr in grid}) is None
+  best = {name: max(grid, key=lambda lr: final(name, lr)) for name, grid in grids.items()}
   best_final = max(runs[(n, lr)].final.mean() for n, lr in best.items())
-  results = {"seconds": time.time() - start, "best_lr": best, "methods": {}}
+  results = {"seconds": time.time() - start, "best_lr": best, "grids": grids,
+             "rates_added_beyond_the_start_grid": added,
+             "best_inside_grid": edge_free, "methods": {}}
   for name, lr in best.items():
     r = runs[(name, lr)]
     results["methods"][name] = {
         "final_objective_mean": float(r.final.mean()),
         "final_objective_per_unit": r.final.tolist(),
-        "all_lrs": {str(l): float(runs[(name, l)].final.mean()) for l in cfg["lrs"][name]},
+        "all_lrs": {str(l): float(runs[(name, l)].final.mean()) for l in grids[name]},
         "steps_to_reach": {f"{int(f * 100)}%_of_best": [steps_to_reach(t, f * best_final)
                                                         for t in r.trace]
                            for f in (0.25, 0.5, 0.75)},
@@ -101,9 +150,9 @@ def main():
   with open(os.path.join(args.out, "config.json"), "w") as f:
     json.dump({"layer": args.layer, "scale": args.scale, "seed": args.seed,
                **{k: v for k, v in cfg.items() if k != "lrs"},
-               "lrs": cfg["lrs"], "transforms": "Lucid standard"}, f, indent=2)
-  with open(os.path.join(args.out, "results.json"), "w") as f:
-    json.dump(results, f, indent=2)
+               "start_lrs": cfg["lrs"], "max_extra": args.max_extra,
+               "transforms": "Lucid standard"}, f, indent=2)
+  fvjax.experiment.write_json(os.path.join(args.out, "results.json"), results)
   print(json.dumps({n: m["final_objective_mean"] for n, m in results["methods"].items()}))
 
 

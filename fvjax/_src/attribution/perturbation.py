@@ -12,9 +12,15 @@ constant colour or noise. The deletion game minimises
 it). ``f_c`` is the softmax probability of class c, ``TV_beta(m) = sum_u |dm/dx|^beta +
 |dm/dy|^beta``, ``tau`` a random shift of up to ``jitter`` pixels drawn at every step. The
 mask ``m`` is optimised at ``mask_size x mask_size`` (28) and both penalties are summed over
-its 28x28 cells; for the perturbation it is resized bilinearly to the image (x8 at 224) and
+its 28x28 cells; for the perturbation it is resized to the image (x8 at 224; bilinearly by
+default, or by pixel replication, ``upsample="nearest"``, as the authors' code does) and
 smoothed by a Gaussian. Adam (lr 0.1) runs ``steps`` (300) projected steps, the mask clipped
-to [0, 1] after each.
+to [0, 1] after each. The mask starts at a constant ``init`` (1: nothing deleted), or, with
+``init="circle"`` (the authors' code), at the smallest centred blurred disc whose deletion
+alone removes the class: discs of radius 0, 5, ..., 170 px (sigma 10 px; both scaled by the
+image side / 224) are perturbed in turn, and the first whose normalised score
+``(s - s_170) / (s0 - s_170)`` falls below 0.01 (the largest if none does) is the init, the
+mask ``1 - disc`` resized to ``mask_size`` by nearest neighbour.
 
 (Summing the penalties over the 224x224 upsampled mask instead, ``penalties="image"``, makes ``lambda1 * ||1 - m||_1``
 reach 5 for a full deletion, far above the probability it trades against: the optimum is then
@@ -51,6 +57,11 @@ from fvjax._src.model import Model
 GAMES = ("deletion", "preservation")
 PENALTIES = ("mask", "image")
 PERTURBATIONS = ("blur", "constant", "noise")
+UPSAMPLING = ("bilinear", "nearest")
+INITS = ("circle",)
+CIRCLE_RADII = tuple(range(0, 175, 5))  # px at a 224 px side (the authors' code)
+CIRCLE_SIGMA = 10.0  # px at a 224 px side
+CIRCLE_LEVEL = 0.01
 
 
 class PerturbationResult(NamedTuple):
@@ -65,6 +76,10 @@ class PerturbationResult(NamedTuple):
   reference: ``[N]`` the score of the fully perturbed image (``m = 0``, no noise redraw).
   trace: ``[N, steps]`` the score ``f_c`` of the perturbed image before each step, as seen
     through that step's jitter and noise (the penalties are not included).
+  init: ``[N, mask_size, mask_size]`` the starting small mask (constant unless
+    ``init="circle"``).
+  init_radius: ``[N]`` the radius (px) of the disc of ``init="circle"``; NaN for a constant
+    init.
   """
   masks: np.ndarray
   saliency: np.ndarray
@@ -73,14 +88,20 @@ class PerturbationResult(NamedTuple):
   perturbed: np.ndarray
   reference: np.ndarray
   trace: np.ndarray
+  init: np.ndarray | None = None
+  init_radius: np.ndarray | None = None
 
 
-def upsample_mask(small: jax.Array, size: tuple[int, int], smooth) -> jax.Array:
-  """``[..., m, m]`` -> ``[..., H, W]``: bilinear resize, then a Gaussian blur of ``smooth``
-  pixels (``smooth`` may be traced)."""
+def upsample_mask(small: jax.Array, size: tuple[int, int], smooth, *,
+                  mode: str = "bilinear") -> jax.Array:
+  """``[..., m, m]`` -> ``[..., H, W]``: resized (``mode`` ``"bilinear"``, or ``"nearest"``:
+  each cell becomes a constant block, H/m x W/m px when m divides H and W), then a Gaussian
+  blur of ``smooth`` pixels (``smooth`` may be traced; 0 leaves the resized mask)."""
+  if mode not in UPSAMPLING:
+    raise FvjaxError(f"unknown upsample mode {mode!r}; valid: {', '.join(UPSAMPLING)}")
   lead, m = small.shape[:-2], small.shape[-2:]
   flat = small.reshape(-1, *m)
-  big = jax.vmap(lambda s: jax.image.resize(s, tuple(size), "bilinear"))(flat)
+  big = jax.vmap(lambda s: jax.image.resize(s, tuple(size), mode))(flat)
   big = big.reshape(*lead, *size)
   return _common.traced_gaussian_blur(big[..., None], smooth)[..., 0]
 
@@ -114,11 +135,60 @@ def _reference(perturbation: str, image: jax.Array, blur_sigma, noise_sd, key) -
   return _noise_reference(image, noise_sd, key)
 
 
+def circle_masks(size: tuple[int, int], radii, sigma: float) -> np.ndarray:
+  """``[R, H, W]`` masks ``1 - blur(disc)``: 0 (perturbed) inside a disc of each radius
+  (px) centred at ``(H // 2, W // 2)``, blurred by a Gaussian of ``sigma`` px, 1 far
+  outside (the authors' circular masks)."""
+  h, w = size
+  y, x = np.ogrid[-(h // 2):h - h // 2, -(w // 2):w - w // 2]
+  radii = np.asarray(radii, np.float64)
+  discs = (x * x + y * y <= radii[:, None, None] ** 2).astype(np.float32)
+  blurred = _common.gaussian_blur(jnp.asarray(discs)[..., None], float(sigma))[..., 0]
+  return 1.0 - np.clip(np.asarray(blurred), 0.0, 1.0)
+
+
+@functools.partial(jax.jit, static_argnames=("perturbation", "score"))
+def _circle_scores(model: Model, images, classes, keys, circles, blur_sigma, noise_sd, *,
+                   perturbation: str, score: str):
+  """``[N, R + 1]``: each image's score with each disc perturbed, then unperturbed."""
+  def one(args):
+    image, cls, key = args
+    reference = _reference(perturbation, image, blur_sigma, noise_sd, key)
+    batch = jnp.concatenate([perturb(image[None], circles, reference[None]), image[None]])
+    return _common.class_scores(model.apply, model.params, batch,
+                                jnp.full((len(batch),), cls), score)
+  return jax.lax.map(one, (images, classes, keys))
+
+
+def circle_init(model: Model, images: jax.Array, classes, keys, *, mask_size: int,
+                perturbation: str, blur_sigma: float, noise_sd: float, score: str
+                ) -> tuple[np.ndarray, np.ndarray]:
+  """The ``init="circle"`` start: ``[N, mask_size, mask_size]`` small masks and ``[N]``
+  radii (px), see the module docstring."""
+  h, w = images.shape[1:3]
+  scale = min(h, w) / 224.0
+  radii = np.asarray(CIRCLE_RADII, np.float64) * scale
+  circles = circle_masks((h, w), radii, CIRCLE_SIGMA * scale)
+  scores = np.asarray(_circle_scores(model, images, jnp.asarray(classes), keys,
+                                     jnp.asarray(circles), np.float32(blur_sigma),
+                                     np.float32(noise_sd), perturbation=perturbation,
+                                     score=score), np.float64)
+  s0, last = scores[:, -1:], scores[:, -2:-1]
+  with np.errstate(divide="ignore", invalid="ignore"):
+    normalized = (scores[:, :-1] - last) / (s0 - last)
+  below = normalized < CIRCLE_LEVEL
+  index = np.where(below.any(axis=1), below.argmax(axis=1), len(radii) - 1)
+  small = jax.vmap(lambda c: jax.image.resize(c, (mask_size, mask_size), "nearest"))(
+      jnp.asarray(circles[index]))
+  return np.asarray(small, np.float32), radii[index]
+
+
 # -- the pieces of the core's loop -----------------------------------------------------------
 @pytree.dataclass
 class Mask(param_lib.ImageParam):
   """The mask of meaningful perturbation: parameters ``[1, m, m]`` (the small mask, starting
-  at ``init``), shown as the bilinearly upsampled mask smoothed by ``smooth`` px,
+  at ``init_value``: a number, or an ``[m, m]`` array), shown as the mask upsampled
+  (``upsample``: bilinear or nearest, static) and smoothed by ``smooth`` px,
   ``[1, H, W, 1]``. Its penalty is ``l1 * ||1 - m||_1`` (deletion) or ``l1 * ||m||_1``
   (preservation) plus ``tv * TV_beta(m)``, summed over the small mask (``penalties="mask"``)
   or the upsampled one (``"image"``). The numbers are traced; sizes, game and penalties
@@ -133,18 +203,19 @@ class Mask(param_lib.ImageParam):
   tv: Any = np.float32(1e-2)
   beta: Any = np.float32(3.0)
   batch: int = pytree.static(1)
+  upsample: str = pytree.static("bilinear")
 
   def init(self, key):
     del key
     shape = (self.batch, self.mask_size, self.mask_size)
-    return jnp.full(shape, self.init_value, jnp.float32)
+    return jnp.broadcast_to(jnp.asarray(self.init_value, jnp.float32), shape)
 
   def to_image(self, params):
-    return upsample_mask(params, self.size, self.smooth)[..., None]
+    return upsample_mask(params, self.size, self.smooth, mode=self.upsample)[..., None]
 
   def penalty(self, params):
-    penalised = params if self.penalties == "mask" else upsample_mask(params, self.size,
-                                                                       self.smooth)
+    penalised = params if self.penalties == "mask" else upsample_mask(
+        params, self.size, self.smooth, mode=self.upsample)
     area = jnp.abs(1.0 - penalised) if self.game == "deletion" else jnp.abs(penalised)
     return self.l1 * jnp.sum(area) + self.tv * total_variation(penalised, self.beta)
 
@@ -227,7 +298,8 @@ def meaningful_perturbation(key: jax.Array, model: Model, images: Any, target: A
                             l1: float = 1e-4, tv: float = 1e-2, beta: float = 3.0,
                             mask_size: int = 28, mask_smooth: float = 5.0,
                             blur_sigma: float = 10.0, noise_sd: float = 0.2, jitter: int = 4,
-                            steps: int = 300, learning_rate: float = 0.1, init: float = 1.0,
+                            steps: int = 300, learning_rate: float = 0.1,
+                            init: float | str = 1.0, upsample: str = "bilinear",
                             score: str = "probability", penalties: str = "mask",
                             batch_size: int = 8,
                             progress: bool = False) -> PerturbationResult:
@@ -247,9 +319,13 @@ def meaningful_perturbation(key: jax.Array, model: Model, images: Any, target: A
     l1, tv, beta: ``lambda1``, ``lambda2`` and the TV exponent (paper: 1e-4, 1e-2, 3).
     mask_size: side of the optimised mask (28), on which the penalties are summed; it is
       resized to the image and smoothed by a Gaussian of ``mask_smooth`` px.
+    upsample: that resize: ``"bilinear"`` (default) or ``"nearest"`` (pixel replication,
+      the authors' code).
     jitter: maximum shift of the image at each step, pixels (4).
     steps, learning_rate: Adam steps and step size (300, 0.1).
-    init: the initial mask value (1: nothing perturbed).
+    init: the initial mask: a value in [0, 1] (1: nothing perturbed, default) or
+      ``"circle"`` (the authors' code: the smallest centred blurred disc whose perturbation
+      alone brings the normalised score below 0.01; 35 extra forward passes per image).
     score: ``f_c``: ``"probability"`` (softmax, default), ``"logit"`` or ``"log_probability"``.
     penalties: where the L1 and TV terms are summed: ``"mask"`` (the optimised
       ``mask_size``-square mask, default) or ``"image"`` (the resized, smoothed full-size
@@ -274,8 +350,12 @@ def meaningful_perturbation(key: jax.Array, model: Model, images: Any, target: A
   _common.check_positive(jitter, "jitter", integer=True, zero=True)
   _common.check_positive(steps, "steps", integer=True)
   _common.check_positive(batch_size, "batch_size", integer=True)
-  if not 0.0 <= init <= 1.0:
-    raise FvjaxError(f"init must be a mask value in [0, 1], got {init!r}")
+  _common.check_choice(upsample, UPSAMPLING, "upsample")
+  if isinstance(init, str):
+    _common.check_choice(init, INITS, "init")
+  elif isinstance(init, bool) or not isinstance(init, (int, float, np.number)) \
+      or not 0.0 <= init <= 1.0:
+    raise FvjaxError(f"init must be a mask value in [0, 1] or 'circle', got {init!r}")
   images = _common.check_images(model, images, "meaningful_perturbation")
   if mask_size > min(images.shape[1:3]):
     raise FvjaxError(f"mask_size {mask_size} is larger than the {images.shape[1]}x"
@@ -283,8 +363,11 @@ def meaningful_perturbation(key: jax.Array, model: Model, images: Any, target: A
   classes = _common.check_targets(model, target, len(images), "meaningful_perturbation")
   settings = optvis.Settings(
       size=tuple(images.shape[1:3]),
-      param=Mask(tuple(images.shape[1:3]), int(mask_size), game, penalties, np.float32(init),
-                 np.float32(mask_smooth), np.float32(l1), np.float32(tv), np.float32(beta)),
+      param=Mask(tuple(images.shape[1:3]), int(mask_size), game, penalties,
+                 np.full((int(mask_size),) * 2, 1.0 if isinstance(init, str) else init,
+                         np.float32),
+                 np.float32(mask_smooth), np.float32(l1), np.float32(tv), np.float32(beta),
+                 upsample=upsample),
       # the image and reference leaves are set per chunk below (one image per unit)
       transforms=Perturb(np.float32(0.0), np.float32(0.0), np.float32(noise_sd), int(jitter),
                          perturbation),
@@ -305,6 +388,15 @@ def meaningful_perturbation(key: jax.Array, model: Model, images: Any, target: A
     unit = optvis.broadcast(settings, count).replace(transforms=Perturb(
         padded, references, jnp.full((count,), noise_sd, jnp.float32), int(jitter),
         perturbation))
+    if init == "circle":
+      starts, radius = circle_init(model, chunk_images, chunk_classes,
+                                   jax.vmap(lambda k: jax.random.fold_in(k, 2))(chunk_keys),
+                                   mask_size=int(mask_size), perturbation=perturbation,
+                                   blur_sigma=blur_sigma, noise_sd=noise_sd, score=score)
+      unit = unit.replace(param=unit.param.replace(init_value=jnp.asarray(starts)))
+    else:
+      starts = np.broadcast_to(unit.param.init_value, (count, int(mask_size), int(mask_size)))
+      radius = np.full((count,), np.nan)
     objective = ClassScore(chunk_classes, jnp.full((count,), sign), score)
     result = render.optimize_units(
         model, objective, chunk_keys, unit, steps=int(steps), keep_batch=False,
@@ -317,8 +409,9 @@ def meaningful_perturbation(key: jax.Array, model: Model, images: Any, target: A
                      np.float32(blur_sigma), np.float32(noise_sd), perturbation=perturbation,
                      score=score)
     outs.append((np.asarray(masks)[:real], result.params[:real, 0], np.asarray(scores)[:real],
-                 sign * result.trace[:real]))
-  masks, small, scores, trace = (np.concatenate(xs) for xs in zip(*outs))
+                 sign * result.trace[:real], np.asarray(starts, np.float32)[:real],
+                 np.asarray(radius, np.float64)[:real]))
+  masks, small, scores, trace, starts, radius = (np.concatenate(xs) for xs in zip(*outs))
   saliency = 1.0 - masks if game == "deletion" else masks
   return PerturbationResult(masks, saliency, small, scores[:, 0], scores[:, 1], scores[:, 2],
-                            trace)
+                            trace, starts, radius)
