@@ -312,6 +312,7 @@ def _api_calls():
 
 _BAD_IMAGES = {  # kind -> what the message must name
     "uint8": "uint8", "uint16": "uint16", "float255": "255", "nan": "non-finite",
+    "inf": "non-finite",
     "signed": "-1", "wide": "-500", "channels_first": "(4, 3, 16, 16)", "empty": "(0, 16, 16, 3)",
 }
 _SKIP = {  # (api, kind) pairs where the kind is not bad input for that api
