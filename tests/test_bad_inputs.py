@@ -312,10 +312,13 @@ def _api_calls():
 
 _BAD_IMAGES = {  # kind -> what the message must name
     "uint8": "uint8", "uint16": "uint16", "float255": "255", "nan": "non-finite",
+    "inf": "non-finite",
     "signed": "-1", "wide": "-500", "channels_first": "(4, 3, 16, 16)", "empty": "(0, 16, 16, 3)",
 }
 _SKIP = {  # (api, kind) pairs where the kind is not bad input for that api
     ("dataset_examples", "empty"),  # an empty array is refused with its own message below
+    ("detector_logits", "empty"),  # zero images, zero logits: see the Good cases
+    ("classify", "empty"),
     ("minimal_distortion", "channels_first"),  # any [N, ...] examples for a logits_fn
 }
 
@@ -504,6 +507,10 @@ def _api_cases() -> list:
           c.clf, None, c.images[:2], np.array([1, 2]), c_init=-1.0, steps=1), "-1"),
       Bad("attack-backend", lambda c: fv().adversarial.minimal_distortion(
           c.clf, None, c.images[:2], np.array([1, 2]), backend="adam", steps=1), "adam"),
+      Good("classify-empty", lambda c: fv().reliability.classify(c.clf, c.images[:0]),
+           lambda v: np.shape(v) == (0, 10)),
+      Good("detector-empty", lambda c: fv().reliability.detector_logits(
+          c.detector, c.images[:0], detector=_small_detector()), lambda v: np.shape(v) == (0,)),
       Bad("predict-nan", lambda c: fv().adversarial.predict(
           fv().adversarial.logits_fn_of(c.clf)[0], c.clf.params, c.bad_images("nan")),
           "non-finite"),

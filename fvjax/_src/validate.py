@@ -27,23 +27,24 @@ def _fix(lo: float, hi: float, dtype) -> str:
   """The conversion that maps integer / wide-range pixels into [0, 1]."""
   if dtype is not None and np.dtype(dtype) == np.uint16:
     return "images / 65535 (16-bit pixels)"
-  if dtype is not None or (lo >= 0 and 2 < hi <= 255):
+  if dtype is not None or (lo >= 0 and 25 < hi <= 255):  # 0..255 pixels: some above 25
     return "images / 255 (8-bit pixels)"
   if -1 - RANGE_SLACK <= lo < 0 and hi <= 1 + RANGE_SLACK:
     return "(images + 1) / 2 for images in [-1, 1]"
-  if lo >= 0 and 2 < hi <= 65535:
+  if lo >= 0 and 255 < hi <= 65535:
     return "images / 65535 for 16-bit pixels, or images / images.max()"
   return "np.clip(images, 0, 1) if the excess is noise, or rescale them into [0, 1]"
 
 
 def check_images(images: Any, name: str = "images", *, rank: int | None = 4,
                  channels: int | None = 3, low: float | None = 0.0,
-                 high: float | None = 1.0) -> Any:
+                 high: float | None = 1.0, allow_empty: bool = False) -> Any:
   """``images`` checked: a float array with finite values in ``[low, high]`` (default [0, 1];
   None skips the range check, e.g. for the inputs of an arbitrary ``logits_fn``).
 
   ``rank`` (default 4, ``[N, H, W, C]``) and ``channels`` (default 3, RGB) are checked unless
-  None; N must be at least 1 when ``rank`` is 4. Returns the input as an array (a NumPy array
+  None; N must be at least 1 unless ``allow_empty`` (for functions that map N images to N
+  results, where zero images give zero results). Returns the input as an array (a NumPy array
   for lists and NumPy input, the same `jax.Array` for JAX input, unchanged for tracers).
   Raises `FvjaxError` naming ``name``, the bad value and the fix (``images / 255`` for 0-255
   pixels).
@@ -69,7 +70,7 @@ def check_images(images: Any, name: str = "images", *, rank: int | None = 4,
     raise FvjaxError(f"{name} must have {channels} channels in its last axis, got shape "
                      f"{shape}" + (" (channels first? use images.transpose(0, 2, 3, 1))"
                                    if len(shape) == 4 and shape[1] == channels else ""))
-  if rank == 4 and shape[0] == 0:
+  if rank == 4 and shape[0] == 0 and not allow_empty:
     raise FvjaxError(f"{name} holds no images (shape {shape})")
   span = "values" if low is None or high is None else f"images in [{low:g}, {high:g}]"
   if dtype.kind in "iub":
@@ -81,6 +82,8 @@ def check_images(images: Any, name: str = "images", *, rank: int | None = 4,
   if dtype.kind != "f":
     raise FvjaxError(f"{name} has dtype {dtype}; fvjax takes float {span}")
   if images.size == 0:
+    if allow_empty:
+      return images
     raise FvjaxError(f"{name} is empty (shape {shape})")
   xp = jnp if isinstance(images, jax.Array) else np
   finite = xp.isfinite(images)

@@ -509,7 +509,7 @@ def detector_logits(variables: Any, images: np.ndarray, *, detector: Detector | 
                     batch: int = 128) -> np.ndarray:
   """E's logits ``[N]`` for ``images`` ``[N, H, W, 3]`` in [0, 1] (``> 0``: visualization)."""
   detector = detector or Detector()
-  images = np.asarray(check_images(images, "images"), np.float32)
+  images = np.asarray(check_images(images, "images", allow_empty=True), np.float32)
   return map_batches(lambda x: _detector_apply(variables, x, detector=detector), images,
                      batch_size=batch)
 
@@ -550,7 +550,7 @@ def _logits(model, images):
 def classify(model: Model, images: np.ndarray, *, batch: int = 50,
              progress: bool = False) -> np.ndarray:
   """``model``'s logits ``[N, num_classes]`` for ``images`` ``[N, H, W, 3]`` in [0, 1]."""
-  images = np.asarray(check_images(images, "images"), np.float32)
+  images = np.asarray(check_images(images, "images", allow_empty=True), np.float32)
   return map_batches(lambda x: _logits(model, x), images, batch_size=batch, progress=progress,
                      desc=f"classify ({model.name})")
 
