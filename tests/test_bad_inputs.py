@@ -850,6 +850,7 @@ def test_real_process_prints_one_line_and_no_traceback(argv, tmp_path):
 
 
 # -- faults: nothing computed is lost -----------------------------------------------------------
+@pytest.mark.slow  # a real fvjax sweep process killed and resumed, ~25 s: CI runs it (-m slow)
 def test_sweep_killed_with_sigkill_resumes_bit_identically(tmp_path):
   """``kill -9`` a running ``fvjax sweep`` once its first chunk is on disk; the re-run loads
   the finished chunks (no partial file is left: chunks are renamed into place) and computes
