@@ -439,9 +439,9 @@ def _message(error: FvjaxError) -> str:
 
 
 def memory_limit() -> tuple[int, str]:
-  """``(bytes, what)``: the first device's memory limit, or the host's physical memory on
-  CPU."""
-  device = jax.devices()[0]
+  """``(bytes, what)``: this process's first device's memory limit, or the host's physical
+  memory on CPU (``jax.local_devices``: another host's devices report nothing here)."""
+  device = jax.local_devices()[0]
   stats = device.memory_stats() if hasattr(device, "memory_stats") else None
   if stats and stats.get("bytes_limit"):
     return int(stats["bytes_limit"]), f"{device.device_kind} memory"
