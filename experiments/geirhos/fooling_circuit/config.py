@@ -55,11 +55,10 @@ PAPER = dict(
     figure_units=8,
 )
 
-# The committed results/ used DEFAULT. STEP4 is the fix of issue 16, not yet run (a CPU run
-# under the load of that day did not finish): E's data from step 4 on, as the paper (steps 0
-# and 2 are nearly grey and flatter E's test figures), denser at the end where E missed the
-# picture target's last snapshot, 4x the picture renders, more E steps. Estimated (not
-# measured) at about 15 min alone on 2 cores; the 256 picture renders dominate.
+# results/ used DEFAULT. STEP4 is the fix of issue 16 (results_step4/, 1412 s on 2 CPU cores
+# shared with other jobs): E's data from step 4 on, as the paper (steps 0 and 2 are nearly
+# grey and flatter E's test figures), denser at the end where E missed the picture target's
+# last snapshot, 4x the picture renders, more E steps.
 STEP4 = dict(
     DEFAULT,
     snapshots=[4, 8, 16, 32, 64, 96, 112, 128],

@@ -8,7 +8,8 @@ ReLUs (k = 250, offset 100): on natural images the fooled model returns the orig
 on visualizations it returns a target -- (a) the logit of class (i + 100) mod 1000, or
 (b) a dot product of the input with a picture (skimage's public-domain astronaut photo).
 
-Reproduce (2 CPU cores, about 6 minutes; `--scale step4`: estimated 15):
+Reproduce (2 CPU cores, about 6 minutes; ``--scale step4``, the fix
+of issue 16 with results in results_step4/: 24 minutes on 2 shared cores):
 
     python experiments/geirhos/fooling_circuit/main.py \
         --out experiments/geirhos/fooling_circuit/results --seed 0
