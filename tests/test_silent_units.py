@@ -147,6 +147,8 @@ def test_silent_on_shared_photos_and_predictions_unchanged(tiny_darknet):
   assert np.max(np.abs(a - b)) == 0.0
 
 
+# Marked slow: two Tiny Darknet render compiles, 31 s (AMD EPYC, load 2.4); .ci/run runs it.
+@pytest.mark.slow
 @needs_shared
 def test_silent_unit_visualization_moves_towards_the_target(tiny_darknet):
   """The paper's construction (the notebook's: target = the visualization of unit 0, target
