@@ -22,9 +22,12 @@ filter (``mix=inf``) gets no gradient until something else pushes it over the th
 which a visualization of the unit does not do. Once on, the branch is ``gain`` times
 stronger than the unit and its orthogonal part (``mix / sqrt(1 + mix^2)`` of the filter)
 pulls the image towards the target. The authors' reference notebook uses ``mix=3``
-(``lbd``) and ``gain=100`` (``weight_factor``) at 224 px and 512 steps; at Tiny Darknet's
-64 px / 128-step default renders ``mix=3`` never switches on and ``mix=0.5`` (the default
-here) does for every unit tested (experiments/geirhos/silent_units).
+(``lbd``) and ``gain=100`` (``weight_factor``), with a feature visualization (unit 0's) as
+the target and the target filter not centred (``centre=False`` here). With such a target
+``mix=3`` switches on at Tiny Darknet's 64 px / 128-step renders; with a *photo* as target
+the filter is a direction natural images drive, its threshold is out of reach at ``mix=3``,
+and only a filter mostly along ``w_u`` (``mix=0.5``, the default here) switches on
+(experiments/geirhos/silent_units).
 
 The manipulated model keeps the architecture's layer names: `add_silent_units` wraps a
 Flax-based `fvjax.Model` and adds the branch with a Flax method interceptor at ``add_to``
