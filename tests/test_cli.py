@@ -94,6 +94,7 @@ def test_sweep_cli_writes_grid_and_resumes(tmp_path, capsys):
   assert "malformed --learning-rate 'fast'" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # two CLI processes and a persistent cache, ~17 s: CI runs it (-m slow)
 def test_second_render_in_a_new_process_loads_the_compiled_loop_from_the_cache(tmp_path):
   import os
   env = dict(os.environ, FVJAX_CACHE_DIR=str(tmp_path / "cache"), JAX_LOG_COMPILES="1")

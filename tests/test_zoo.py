@@ -80,6 +80,7 @@ def test_converter_rejects_unsupported_layers(tmp_path):
 
 
 @needs_shared
+@pytest.mark.slow  # 1000 photos through the model, ~18 s: CI runs it (-m slow)
 def test_vendored_model_accuracy_on_shared_photos(tiny_darknet):
   photos = fvjax.data.image_folder(str(SHARED_PHOTOS), 224)
   synsets = [line.split("\t")[0] for line in
