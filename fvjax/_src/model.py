@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fvjax._src.errors import FvjaxError
+from fvjax._src.errors import FvjaxError, first_line, without_jax_notes
 
 Activations = dict[str, jax.Array]
 ApplyFn = Callable[[Any, jax.Array], Mapping[str, jax.Array]]
@@ -274,10 +274,10 @@ def _layer_shapes(fn: ApplyFn, params: Any, input_size: tuple[int, int], name: s
   try:
     shapes = jax.eval_shape(record_order, params, images)
   except FvjaxError as e:  # without the notes JAX appends to an error raised while tracing
-    raise FvjaxError(str(e).split("\n--------------------\n", 1)[0]) from None
+    raise FvjaxError(without_jax_notes(e)) from None
   except Exception as e:  # the model's own error, at its own input size
     raise FvjaxError(f"model {name!r} fails on [2, {input_size[0]}, {input_size[1]}, 3] "
-                     f"images (its input_size): {type(e).__name__}: {_first_line(e)}") from e
+                     f"images (its input_size): {type(e).__name__}: {first_line(e)}") from e
   if problems:
     raise FvjaxError(problems[0])
   for key in order:
@@ -355,8 +355,3 @@ def _check_layout(fn, params, input_size, layers, name) -> None:
           f"{input_size[0]}x{input_size[1]} images, which looks like NCHW [B, C, H, W] (its "
           f"last axis is spatial, its first is not); fvjax reads [B, H, W, C]: pass "
           f"layout='NCHW' to transpose every 4-D activation, or transpose in the function")
-
-
-def _first_line(error: Exception) -> str:
-  text = str(error).strip().splitlines()
-  return text[0] if text else ""

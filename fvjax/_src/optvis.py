@@ -19,6 +19,7 @@ these functions (batching over units, chunks, progress, snapshots, the NaN check
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -30,7 +31,7 @@ from fvjax._src import objectives as objectives_lib
 from fvjax._src import param as param_lib
 from fvjax._src import pytree
 from fvjax._src import transforms as transforms_lib
-from fvjax._src.errors import FvjaxError
+from fvjax._src.errors import FvjaxError, first_line, without_jax_notes
 from fvjax._src.model import Model
 
 
@@ -384,16 +385,10 @@ def check(model: Model, objective, settings: Settings) -> None:
   # The objective meets the model's activations at the size the loop feeds it (abstract
   # evaluation, no FLOPs): checks that depend on it (a neuron's position) fail here.
   seen_images = jax.ShapeDtypeStruct((shape[0], *seen, 3), jnp.float32)
-  try:
-    _, acts = jax.eval_shape(
-        lambda m, o, x: (jax.vmap(lambda one: one(_acts(m, x)), axis_size=units)(o),
-                         _acts(m, x)),
-        model, stacked, seen_images)
-  except FvjaxError as e:
-    raise FvjaxError(_message(e)) from None
-  except Exception as e:
-    raise FvjaxError(f"the objective on model {model.name!r} cannot be traced, so nothing was "
-                     f"optimized: {type(e).__name__}: {_first_line(e)}") from e
+  _, acts = check_traced(
+      lambda m, o, x: (jax.vmap(lambda one: one(_acts(m, x)), axis_size=units)(o),
+                       _acts(m, x)),
+      model, stacked, seen_images, what=f"the objective on model {model.name!r}")
   check_memory(model, acts, units, size)
 
 
@@ -405,37 +400,28 @@ def check_input(model: Model, size: tuple[int, int], what: str) -> None:
     jax.eval_shape(model.apply, model.params,
                    jax.ShapeDtypeStruct((1, *size, 3), jnp.float32))
   except FvjaxError as e:
-    raise FvjaxError(_message(e)) from None
+    raise FvjaxError(without_jax_notes(e)) from None
   except Exception as e:
     hint = (f"; a model that takes only its input size needs fixed_size=True "
             f"(fvjax.Model.from_fn / from_flax / from_nnx), which resizes every image it sees "
             f"to {model.input_size[0]}x{model.input_size[1]}" if not model.fixed_size else "")
     raise FvjaxError(f"model {model.name!r} (input size {model.input_size[0]}x"
                      f"{model.input_size[1]}) fails on {what}: {type(e).__name__}: "
-                     f"{_first_line(e)}{hint}") from e
+                     f"{first_line(e)}{hint}") from e
 
 
-def check_traced(fn: Callable[..., Any], *args, what: str, **kwargs) -> None:
+def check_traced(fn: Callable[..., Any], *args, what: str, **kwargs) -> Any:
   """Trace ``fn(*args)`` (a jitted function: its trace is cached, so the call that follows
-  reuses it) and turn an error into one `FvjaxError` naming ``what`` failed, before
-  anything runs."""
+  reuses it; anything else: ``jax.eval_shape``, whose shapes are returned) and turn an error
+  into one `FvjaxError` naming ``what`` failed, before anything runs."""
   try:
-    fn.trace(*args, **kwargs) if hasattr(fn, "trace") else jax.eval_shape(fn, *args, **kwargs)
+    return (fn.trace(*args, **kwargs) if hasattr(fn, "trace")
+            else jax.eval_shape(fn, *args, **kwargs))
   except FvjaxError as e:
-    raise FvjaxError(_message(e)) from None
+    raise FvjaxError(without_jax_notes(e)) from None
   except Exception as e:
     raise FvjaxError(f"{what} cannot be traced, so nothing was optimized: "
-                     f"{type(e).__name__}: {_first_line(e)}") from e
-
-
-def _first_line(error: Exception) -> str:
-  lines = str(error).strip().splitlines()
-  return lines[0] if lines else ""
-
-
-def _message(error: FvjaxError) -> str:
-  """An `FvjaxError` raised while tracing, without the notes JAX appends to its text."""
-  return str(error).split("\n--------------------\n", 1)[0]
+                     f"{type(e).__name__}: {first_line(e)}") from e
 
 
 def memory_limit() -> tuple[int, str]:
@@ -445,7 +431,6 @@ def memory_limit() -> tuple[int, str]:
   stats = device.memory_stats() if hasattr(device, "memory_stats") else None
   if stats and stats.get("bytes_limit"):
     return int(stats["bytes_limit"]), f"{device.device_kind} memory"
-  import os
   return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "the host's memory"
 
 

@@ -260,8 +260,6 @@ def _all_finite(scores):
   return jnp.all(jnp.asarray([jnp.isfinite(s).all() for s in scores]))
 
 
-
-
 def _shard(mesh, keys, stacked, settings, model):
   """Pad the unit axis to a multiple of the mesh's first axis and place it sharded over it;
   replicate the model's weights. Also returns the units' sharding."""
