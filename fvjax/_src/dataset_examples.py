@@ -419,10 +419,7 @@ def dataset_examples(model: Model, objective_or_layer, images, k: int = 9, *,
     place = lambda x: jax.device_put(jnp.asarray(x), sharded)
     if multihost.spans_processes(mesh):
       processes, process = jax.process_count(), jax.process_index()
-      mine = set()
-      for where in sharded.addressable_devices_indices_map((batch_size,)).values():
-        mine.update(range(*where[0].indices(batch_size)))
-      rows = len(mine)
+      rows = len(multihost.addressable_rows(sharded, batch_size))
       place = lambda x: jax.make_array_from_process_local_data(
           sharded, np.asarray(x), (batch_size, *np.shape(x)[1:]))
 

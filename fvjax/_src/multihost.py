@@ -26,10 +26,16 @@ def process_units(mesh: jax.sharding.Mesh, count: int) -> np.ndarray:
   axis = mesh.axis_names[0]
   padded = -(-int(count) // mesh.shape[axis]) * mesh.shape[axis]
   sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(axis))
-  mine = set()
-  for index in sharding.addressable_devices_indices_map((padded,)).values():
-    mine.update(range(*index[0].indices(padded)))
-  return np.asarray(sorted(u for u in mine if u < count), np.int64)
+  return np.asarray(sorted(u for u in addressable_rows(sharding, padded) if u < count), np.int64)
+
+
+def addressable_rows(sharding: jax.sharding.Sharding, length: int) -> set[int]:
+  """The rows of a leading axis of ``length``, placed with ``sharding``, that this process's
+  devices hold."""
+  rows = set()
+  for index in sharding.addressable_devices_indices_map((length,)).values():
+    rows.update(range(*index[0].indices(length)))
+  return rows
 
 
 def everywhere(flag: bool) -> bool:
