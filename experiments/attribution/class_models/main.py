@@ -64,11 +64,6 @@ def stretch(raw: np.ndarray) -> np.ndarray:
   return np.clip((raw - lo) / np.maximum(hi - lo, 1e-12), 0, 1)
 
 
-def labels() -> list[str]:
-  with open(common.LABELS_TSV) as f:
-    return [line.rstrip("\n").split("\t")[1] for line in f if line.strip()]
-
-
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--out", default=os.path.join(HERE, "results"))
@@ -79,7 +74,7 @@ def main(argv=None):
   os.makedirs(args.out, exist_ok=True)
   start = time.time()
   model = fvjax.zoo.load("tiny-darknet")
-  names = labels()
+  names = model.labels
   common.write_json(os.path.join(args.out, "config.json"), dict(
       args=vars(args), scale=cfg, method="class_model: SGD on I, L2 penalty lambda ||I||^2, "
       "no blur, no clipping, from I = 0 (the ImageNet mean colour)",
