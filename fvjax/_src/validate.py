@@ -102,11 +102,3 @@ def check_images(images: Any, name: str = "images", *, rank: int | None = 4,
                      f"fvjax takes float images in [{low:g}, {high:g}]: pass {fix}")
   return images
 
-
-def check_index(value: Any, name: str, size: int, *, what: str = "") -> int:
-  """A Python / NumPy integer in ``0..size-1`` (bools and integral floats refused)."""
-  if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-    raise FvjaxError(f"{name} must be an integer in 0..{size - 1}{what}, got {value!r}")
-  if not 0 <= int(value) < size:
-    raise FvjaxError(f"{name} {int(value)} is out of range{what}; valid: 0..{size - 1}")
-  return int(value)

@@ -82,7 +82,7 @@ def layer_activations(model: Model, images, layers: Sequence[str], *, how: str =
   ``{"leaky_re_lu_12/max": "leaky_re_lu_12:max"}``. Images are run in equal batches (the
   last padded) so one compiled function serves them all.
   """
-  check_images(images, "images")
+  images = np.asarray(check_images(images, "images"), np.float32)
   for layer in layers:
     model.layer_shape(layer)
   specs = {layer: (layer, how) for layer in layers}
@@ -98,7 +98,6 @@ def layer_activations(model: Model, images, layers: Sequence[str], *, how: str =
   def run(params, x):
     return _reduced_jit(model.apply, frozen, params, x)
 
-  images = np.asarray(check_images(images, "images"), np.float32)
   out = map_batches(lambda x: run(model.params, x), images, batch_size=batch_size,
                     progress=progress, desc="activations")
   return {k: v.astype(np.float32) for k, v in out.items()}
