@@ -137,7 +137,7 @@ def test_interrupted_sweep_resumes_without_recomputing(tiny_darknet, tmp_path):
   assert again.loaded == [0, 1] and again.computed == []
   assert log.count("_run_all") == 0, log.names  # the padded last chunk reuses chunk 0's loop
   np.testing.assert_array_equal(again.images, resumed.images)
-  with pytest.raises(fvjax.FvjaxError, match="different sweep"):
+  with pytest.raises(fvjax.FvjaxError, match="holds results of other settings"):
     fvjax.sweep(tiny_darknet, O.channel("leaky_re_lu_4", jnp.arange(2, 4)), **kwargs)
 
 

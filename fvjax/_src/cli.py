@@ -176,14 +176,8 @@ def prepare_out(path: str, *, outputs: tuple[str, ...], overwrite: bool) -> None
   if old and not overwrite:
     raise FvjaxError(f"--out {path!r} holds the outputs of another run ({', '.join(old)}); "
                      "use another folder or pass --overwrite to replace them")
-  try:
-    os.makedirs(path, exist_ok=True)
-    probe = os.path.join(path, ".fvjax_write_check")
-    with open(probe, "w"):
-      pass
-    os.remove(probe)
-  except OSError as err:
-    raise FvjaxError(f"cannot write to --out {path!r}: {err.strerror or err}") from None
+  from fvjax._src import stored
+  stored.output_folder(path)
   for name in old:
     os.remove(os.path.join(path, name))
 

@@ -11,12 +11,9 @@ sweep) instead of recomputing them.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
-import re
-import warnings
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -27,6 +24,7 @@ from fvjax._src import multihost
 from fvjax._src import objectives as objectives_lib
 from fvjax._src import optvis
 from fvjax._src import render as render_lib
+from fvjax._src import stored as stored_lib
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
 
@@ -97,7 +95,7 @@ def sweep(model: Model, objective: objectives_lib.Objective | Callable[[dict], A
   per_chunk = settings_per_chunk or len(points)
   key = optvis.as_key(key)
   chunks = [points[i:i + per_chunk] for i in range(0, len(points), per_chunk)]
-  weights = None if out is None else _digest(model.params)  # only resumable sweeps check it
+  weights = None if out is None else stored_lib.digest(model.params)  # only resumable sweeps check it
 
   results, computed, loaded = [], [], []
   for index, chunk in enumerate(chunks):
@@ -108,7 +106,7 @@ def sweep(model: Model, objective: objectives_lib.Objective | Callable[[dict], A
     path = None if out is None else os.path.join(out, "sweep_chunks", f"chunk_{index:04d}.npz")
     fingerprint = None if path is None else _fingerprint(model, weights, stacked, keys,
                                                          unit_settings, steps, padded)
-    stored = _load_chunk(path, fingerprint)
+    stored = stored_lib.load(path, fingerprint)
     if mesh is not None and not multihost.everywhere(stored is not None):
       stored = None  # a process that lacks the chunk makes every process recompute it
     if stored is not None:
@@ -120,7 +118,7 @@ def sweep(model: Model, objective: objectives_lib.Objective | Callable[[dict], A
           progress=progress, mesh=mesh, desc=f"sweep chunk {index + 1}/{len(chunks)}")
       stored = {"images": result.images, "trace": result.trace, "final": result.final}
       if path is not None:
-        _save_chunk(path, fingerprint, stored, chunk)
+        stored_lib.save(path, fingerprint, stored, chunk)
       computed.append(index)
     units = count // len(padded)
     results.append({k: v.reshape(len(padded), units, *v.shape[1:])[:len(chunk)]
@@ -163,62 +161,13 @@ def _chunk_inputs(objective, points, key, base, numeric):
   return total, stacked, keys, unit_settings
 
 
-def _structure(tree) -> str:
-  """A tree structure's text without memory addresses (stable across processes)."""
-  return re.sub(r" at 0x[0-9a-f]+", "", str(jax.tree.structure(tree)))
-
-
-def _digest(*trees) -> str:
-  digest = hashlib.sha256()
-  for tree in trees:
-    digest.update(_structure(tree).encode())
-    for leaf in jax.tree.leaves(tree):
-      if jnp.issubdtype(getattr(leaf, "dtype", np.float32), jax.dtypes.prng_key):
-        leaf = jax.random.key_data(leaf)
-      leaf = np.asarray(leaf)
-      digest.update(str((leaf.dtype, leaf.shape)).encode())
-      digest.update(leaf.tobytes())
-  return digest.hexdigest()[:16]
-
-
 def _fingerprint(model, weights, stacked, keys, unit_settings, steps, points) -> dict[str, Any]:
   """Everything that determines a chunk, part by part (so a mismatch can say which part);
-  ``weights`` is `_digest` of the model's weights, computed once per sweep."""
+  ``weights`` is `stored.digest` of the model's weights, computed once per sweep."""
   return {"model": model.name, "weights": weights, "steps": int(steps),
           "grid points": json.loads(json.dumps(points, default=str)),
-          "objective": _digest(stacked), "keys": _digest(keys),
+          "objective": stored_lib.digest(stacked), "keys": stored_lib.digest(keys),
           "settings (parameterization, transforms, optimizer, penalties)":
-              _digest(unit_settings)}
+              stored_lib.digest(unit_settings)}
 
 
-def _load_chunk(path, fingerprint):
-  """The stored chunk at ``path`` if it belongs to this sweep; None to (re)compute it. A
-  truncated or unreadable chunk is recomputed with a warning; a chunk of another sweep is an
-  `FvjaxError` naming what differs."""
-  if path is None or not os.path.exists(path):
-    return None
-  try:
-    with np.load(path, allow_pickle=False) as f:
-      stored = json.loads(str(f["fingerprint"]))
-      arrays = {k: f[k] for k in ("images", "trace", "final")}
-  except Exception as err:  # noqa: BLE001 - any unreadable file is recomputed, not trusted
-    warnings.warn(f"{path} is unreadable ({type(err).__name__}: {err}); recomputing it",
-                  stacklevel=3)
-    return None
-  if not isinstance(stored, dict) or stored != fingerprint:
-    differ = ([k for k in fingerprint if stored.get(k) != fingerprint[k]]
-              if isinstance(stored, dict) else ["everything (an older chunk format)"])
-    raise FvjaxError(f"{path} holds a chunk of a different sweep: its "
-                     f"{', '.join(differ)} differ from this run's; use another --out folder "
-                     "or delete it")
-  return arrays
-
-
-def _save_chunk(path, fingerprint, stored, settings):
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  # Written whole, then renamed: a crash leaves no half file. With a mesh over several
-  # processes every process writes the same (gathered) chunk, each through its own file.
-  partial = path + f".partial{jax.process_index()}.npz"
-  np.savez_compressed(partial, fingerprint=json.dumps(fingerprint),
-                      settings=json.dumps(settings, default=str), **stored)
-  os.replace(partial, path)

@@ -97,7 +97,7 @@ def check_images(images: Any, name: str = "images", *, rank: int | None = 4,
     return images
   lo, hi = float(xp.min(images)), float(xp.max(images))
   if lo < low - RANGE_SLACK or hi > high + RANGE_SLACK:
-    fix = _fix(lo, hi, None) if (low, high) == (0.0, 1.0) else f"clip or rescale them"
+    fix = _fix(lo, hi, None) if (low, high) == (0.0, 1.0) else "clip or rescale them"
     raise FvjaxError(f"{name} has values in [{lo:g}, {hi:g}], outside [{low:g}, {high:g}]; "
                      f"fvjax takes float images in [{low:g}, {high:g}]: pass {fix}")
   return images

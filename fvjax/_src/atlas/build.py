@@ -27,7 +27,6 @@ import os
 import platform
 import re
 import time
-import warnings
 import zlib
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -40,13 +39,13 @@ from tqdm.auto import tqdm
 from fvjax._src import objectives as objectives_lib
 from fvjax._src import optvis
 from fvjax._src import render as render_lib
+from fvjax._src import stored as stored_lib
 from fvjax._src.atlas import pages
 from fvjax._src.data import ImageSet, image_folder
 from fvjax._src.dataset_examples import dataset_examples
 from fvjax._src.errors import FvjaxError
 from fvjax._src.model import Model
 from fvjax._src.reliability import trust as trust_lib
-from fvjax._src.sweep import _digest, _save_chunk
 
 FORMATS = ("webp", "png")
 EXAMPLE_GROUP = 64  # units per dataset-examples pass (bounds the crops held in memory)
@@ -205,29 +204,7 @@ def unit_key(key: jax.Array, layer: str, unit: int) -> jax.Array:
 
 
 # -- stored parts -------------------------------------------------------------------------------
-def _load_part(path: str, fingerprint: dict, overwrite: bool) -> dict | None:
-  """The arrays stored at ``path`` if its fingerprint is ``fingerprint``; None to compute it
-  (missing, unreadable: with a warning, or of other settings with ``overwrite``); an
-  `FvjaxError` naming what differs for other settings without ``overwrite``."""
-  if not os.path.exists(path):
-    return None
-  try:
-    with np.load(path, allow_pickle=False) as f:
-      stored = json.loads(str(f["fingerprint"]))
-      arrays = {k: f[k] for k in f.files if k not in ("fingerprint", "settings")}
-  except Exception as err:  # noqa: BLE001 - an unreadable file is recomputed, not trusted
-    warnings.warn(f"{path} is unreadable ({type(err).__name__}: {err}); recomputing it",
-                  stacklevel=3)
-    return None
-  if stored == fingerprint:
-    return arrays
-  if overwrite:
-    return None
-  differ = ([k for k in fingerprint if stored.get(k) != fingerprint[k]]
-            if isinstance(stored, dict) else ["everything"])
-  raise FvjaxError(f"{path} holds results of other settings: its {', '.join(differ)} differ "
-                   "from this build's; use another --out folder, or --overwrite to recompute "
-                   "them")
+REMEDY = "use another --out folder, or --overwrite to recompute them"
 
 
 def _save_image(array: np.ndarray, path: str, fmt: str, max_side: int | None = None) -> None:
@@ -256,13 +233,13 @@ def _natural(model, plan, data, weights, images_digest, out, overwrite, fmt, k):
           "natural images": images_digest}
   fingerprint = dict(base, **{"path layers": list(path_layers)})
   path = os.path.join(folder, "natural.npz")
-  stored = _load_part(path, fingerprint, overwrite)
+  stored = stored_lib.load(path, fingerprint, overwrite=overwrite, remedy=REMEDY)
   if stored is None:
     stats = trust_lib.natural_statistics(model, plan.layer, data.images,
                                          path_layers=path_layers, batch_size=32)
     arrays = {"unit_mean": stats.unit_mean, "unit_max": stats.unit_max}
     arrays.update({f"path_{i}": stats.path[l] for i, l in enumerate(path_layers)})
-    _save_chunk(path, fingerprint, arrays, {"layer": plan.layer})
+    stored_lib.save(path, fingerprint, arrays, {"layer": plan.layer})
   else:
     stats = trust_lib.NaturalStatistics(
         plan.layer, stored["unit_mean"], stored["unit_max"],
@@ -275,7 +252,7 @@ def _natural(model, plan, data, weights, images_digest, out, overwrite, fmt, k):
     group = plan.units[g:g + EXAMPLE_GROUP]
     fingerprint = dict(base, units=group, k=k, crop=plan.crop, format=fmt)
     path = os.path.join(folder, f"examples_{g // EXAMPLE_GROUP:04d}.npz")
-    stored = _load_part(path, fingerprint, overwrite)
+    stored = stored_lib.load(path, fingerprint, overwrite=overwrite, remedy=REMEDY)
     if stored is None:
       found = dataset_examples(model, objectives_lib.channel(plan.layer, jnp.asarray(group)),
                                data, k, crop=plan.crop, batch_size=32, progress=False)
@@ -287,7 +264,7 @@ def _natural(model, plan, data, weights, images_digest, out, overwrite, fmt, k):
       stored = {f"{w}_{f}": np.asarray(getattr(ex, f)) for w, ex in
                 (("top", found.top), ("bottom", found.bottom))
                 for f in ("scores", "indices", "boxes")}
-      _save_chunk(path, fingerprint, stored, {"units": group})
+      stored_lib.save(path, fingerprint, stored, {"units": group})
     for u, unit in enumerate(group):
       examples[unit] = {
           w: [{"score": float(stored[f"{w}_scores"][u, j]),
@@ -321,12 +298,12 @@ def _batch(model, plan, index, key, settings, weight, steps, snapshots, stats, w
   fingerprint = {
       "model": model.name, "weights": weights, "layer": plan.layer, "units": batch_units,
       "batch size": plan.batch, "steps": int(steps), "snapshots": list(snapshots),
-      "objective": _digest(stacked), "keys": _digest(keys),
+      "objective": stored_lib.digest(stacked), "keys": stored_lib.digest(keys),
       "settings (parameterization, transforms, optimizer, images per unit)":
-          _digest(unit_settings), "natural images": natural_fp, "format": fmt,
+          stored_lib.digest(unit_settings), "natural images": natural_fp, "format": fmt,
       "trust report": trust_args}
   path = os.path.join(out, BUILD_DIR, plan.folder, f"batch_{index:04d}.npz")
-  stored = _load_part(path, fingerprint, overwrite)
+  stored = stored_lib.load(path, fingerprint, overwrite=overwrite, remedy=REMEDY)
   if stored is not None:
     return stored, False
   n = len(batch_units)
@@ -348,7 +325,7 @@ def _batch(model, plan, index, key, settings, weight, steps, snapshots, stats, w
   stored = {"final": np.asarray(result.final[:n], np.float32),
             "trace": np.asarray(result.trace[:n], np.float32),
             "trust": np.asarray(json.dumps([r.to_dict() for r in reports]))}
-  _save_chunk(path, fingerprint, stored, {"units": batch_units})
+  stored_lib.save(path, fingerprint, stored, {"units": batch_units})
   return stored, True
 
 
@@ -465,8 +442,8 @@ def build(model: Model | str, layers: Sequence[str] | str, images, out: str, *,
     return AtlasResult(out, total_units, [], [], time.time() - started, estimate)
   _prepare_out(out)
 
-  weights = _digest(model.params)
-  images_digest = _digest(data.images)
+  weights = stored_lib.digest(model.params)
+  images_digest = stored_lib.digest(data.images)
   trust_top = min(8, n - 2)
   trust_args = {"top_k": trust_top, "n_reference": min(64, n - trust_top),
                 "criteria": "default"}
@@ -527,15 +504,11 @@ def build(model: Model | str, layers: Sequence[str] | str, images, out: str, *,
 
 
 def _prepare_out(out: str) -> None:
-  if os.path.exists(out) and not os.path.isdir(out):
-    raise FvjaxError(f"--out {out!r} is a file; give a folder (it is created if missing)")
-  if os.path.isdir(out) and os.listdir(out) and not os.path.isdir(os.path.join(out, BUILD_DIR)):
+  stored_lib.output_folder(out)
+  if os.listdir(out) and not os.path.isdir(os.path.join(out, BUILD_DIR)):
     raise FvjaxError(f"--out {out!r} is a folder of other files, not an atlas; give an empty "
                      "or new folder (or an earlier atlas to resume it)")
-  try:
-    os.makedirs(os.path.join(out, BUILD_DIR), exist_ok=True)
-  except OSError as err:
-    raise FvjaxError(f"cannot write to --out {out!r}: {err.strerror or err}") from None
+  os.makedirs(os.path.join(out, BUILD_DIR), exist_ok=True)
 
 
 def _python_command(model, plans, steps, size, diversity, k) -> str:
