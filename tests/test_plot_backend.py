@@ -149,7 +149,9 @@ def test_plots_write_pngs_and_return_figures(tmp_path):
     np.testing.assert_array_equal(shown, written, err_msg=name)
   # a few sizes worked out by hand (figsize in inches x 100 dpi)
   sizes = {name: Image.open(path).size for name, (path, _) in drawn.items()}
-  assert sizes["image_grid"] == (320, 360)  # 2 x 2 tiles of 1.6", + 0.4" for titles
+  # 2 x 2 tiles of 1.6", each row with a 7-pt label line (1.5 x 7/72 + 0.05"), and the
+  # title's 9-pt line (0.1 + 1.5 x 9/72"): 2 x 1.7958 + 0.2875 = 3.879"
+  assert sizes["image_grid"] == (320, 387)
   assert sizes["interpolation_strip"] == (700, 170)  # 5 tiles of 1.4" + 0.3"
   assert sizes["objective_curves"] == (500, 320)
 
@@ -159,4 +161,4 @@ def test_returned_figure_shows_as_png_in_ipython():
   fig = fvjax.plot.image_grid(np.full((1, 4, 4, 3), 0.5))
   formatted, _ = ipython.DisplayFormatter().format(fig)
   assert "image/png" in formatted
-  assert _pixels(formatted["image/png"]).shape[:2] == (200, 160)
+  assert _pixels(formatted["image/png"]).shape[:2] == (165, 160)  # 1.6" + 0.05" margin

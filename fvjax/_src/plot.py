@@ -67,16 +67,27 @@ def image_grid(images: np.ndarray, path: str | None = None, *,
   n = len(images)
   ncols = ncols or min(n, max(1, math.ceil(math.sqrt(n))))
   nrows = math.ceil(n / ncols)
-  fig, axes = _subplots(nrows, ncols, (tile_inches * ncols, tile_inches * nrows + 0.4))
-  for i, ax in enumerate(axes.flat):
+  # Each tile is placed in inches: its label's lines above it, the title's lines on top, so
+  # that labels never run into the row above (tight_layout does not ensure it with imshow).
+  label_lines = max((str(l).count("\n") + 1 for l in labels), default=0) if labels else 0
+  label_inches = label_lines * label_fontsize * 1.5 / 72 + (0.05 if label_lines else 0.0)
+  title_inches = 0.1 + (title.count("\n") + 1) * 9 * 1.5 / 72 if title else 0.05
+  row_inches = tile_inches + label_inches
+  width, height = tile_inches * ncols, row_inches * nrows + title_inches
+  fig = figure((width, height))
+  side = 0.94 * tile_inches
+  for i in range(n):
+    r, c = divmod(i, ncols)
+    bottom = height - title_inches - r * row_inches - label_inches - side
+    ax = fig.add_axes(((c * tile_inches + 0.03 * tile_inches) / width, bottom / height,
+                       side / width, side / height))
     ax.axis("off")
-    if i < n:
-      ax.imshow(images[i], cmap=cmap, interpolation="nearest")
-      if labels is not None:
-        ax.set_title(labels[i], fontsize=label_fontsize)
+    ax.imshow(images[i], cmap=cmap, interpolation="nearest")
+    if labels is not None:
+      ax.set_title(labels[i], fontsize=label_fontsize, pad=2)
   if title:
-    fig.suptitle(title, fontsize=9)
-  return _save(fig, path)
+    fig.suptitle(title, fontsize=9, y=1 - 0.05 / height, va="top")
+  return _save(fig, path, layout=False)
 
 
 def snapshot_strip(snapshots: dict[int, np.ndarray], path: str | None = None, *,
