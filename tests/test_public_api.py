@@ -62,3 +62,28 @@ def test_public_module_all_names_exist(name):
 def test_package_all_names_exist():
   import fvjax
   assert [n for n in fvjax.__all__ if not hasattr(fvjax, n)] == []
+
+
+# the theory demonstration runs whole in seconds on a CPU: it has no smaller and larger scale
+NO_SCALE = {"experiments/geirhos/impossibility/main.py"}
+
+
+def scale_keys(folder: pathlib.Path) -> set[str]:
+  """The string keys of every ``SCALES = {...}`` dict literal in the folder's Python files."""
+  keys = set()
+  for path in folder.glob("*.py"):
+    for node in ast.walk(ast.parse(path.read_text())):
+      if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
+          and any(isinstance(t, ast.Name) and t.id == "SCALES" for t in node.targets)):
+        keys |= {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
+  return keys
+
+
+@pytest.mark.parametrize("main", sorted((REPO / "experiments").rglob("main.py")),
+                         ids=lambda p: str(p.relative_to(REPO / "experiments").parent))
+def test_every_experiment_is_ready_for_paper_scale(main):
+  """Each experiment keeps ``--scale paper`` (the paper's sizes, for an accelerator)."""
+  if str(main.relative_to(REPO)) in NO_SCALE:
+    return
+  assert '"--scale"' in main.read_text(), f"{main} has no --scale option"
+  assert "paper" in scale_keys(main.parent), f"{main}: no 'paper' entry in SCALES"

@@ -14,6 +14,9 @@ Reproduce (CPU; 2.5-4 minutes on a busy 2-core machine, over half of it renderin
     python experiments/dataset_examples/main.py \
         --out experiments/dataset_examples/results
 
+``--scale paper`` (GPU/TPU) renders 64 channels (every 8th) at 224 px for 512 steps, the
+Distill article's size and step count.
+
 Writes to ``--out``: ``config.json``, ``results.json`` (per channel: scores, file names,
 indices, peak positions; timings), ``panel_crops.png`` (visualization | top-9 crops),
 ``panel_whole.png`` (visualization | top-9 | bottom-9 whole photos).
@@ -40,6 +43,9 @@ from fvjax.plot import dataset_examples_panel
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DEFAULT_OUT = "experiments/dataset_examples/results"
 DEFAULT_PHOTOS = shared_photos_dir()
+# steps and render size; channels: how many, evenly spaced over the layer
+SCALES = {"default": dict(steps=256, render_size=96, n_channels=8),
+          "paper": dict(steps=512, render_size=224, n_channels=64)}
 
 
 def photo_batches(folder: str, files: list[str], size: int, batch: int):
@@ -54,9 +60,10 @@ def main(argv=None):
   ap.add_argument("--photos", default=str(DEFAULT_PHOTOS))
   ap.add_argument("--layer", default="leaky_re_lu_12")
   ap.add_argument("--channels", type=int, nargs="+", default=None,
-                  help="default: 8 channels evenly spaced over the layer")
-  ap.add_argument("--steps", type=int, default=256)
-  ap.add_argument("--render-size", type=int, default=96)
+                  help="default: the scale's count, evenly spaced over the layer")
+  ap.add_argument("--scale", choices=sorted(SCALES), default="default")
+  ap.add_argument("--steps", type=int, default=None, help="the scale's if unset")
+  ap.add_argument("--render-size", type=int, default=None, help="the scale's if unset")
   ap.add_argument("--image-size", type=int, default=224)
   ap.add_argument("--crop", type=int, default=96)
   ap.add_argument("--k", type=int, default=9)
@@ -64,10 +71,13 @@ def main(argv=None):
   ap.add_argument("--limit", type=int, default=None, help="use only the first N photos")
   ap.add_argument("--seed", type=int, default=0)
   args = ap.parse_args(argv)
+  scale = SCALES[args.scale]
+  args.steps = args.steps or scale["steps"]
+  args.render_size = args.render_size or scale["render_size"]
 
   model = fvjax.zoo.load("tiny-darknet")
   depth = model.layer_shape(args.layer)[-1]
-  channels = args.channels or np.linspace(0, depth - 1, 8).round().astype(int).tolist()
+  channels = args.channels or np.linspace(0, depth - 1, scale["n_channels"]).round().astype(int).tolist()
   files = sorted(f for f in os.listdir(args.photos) if f.lower().endswith(IMAGE_EXTENSIONS))
   files = files[:args.limit]
   with open(REPO / "fvjax" / "weights" / "tiny_darknet_labels.tsv") as fh:
