@@ -66,6 +66,11 @@ ALIGNMENT_WEIGHT = 1e-1
 PENALTIES = {"none": (0.0, 0.0, 0.0), "L1 (0.5)": (0.5, 0.0, 0.0),
              "total variation (2)": (0.0, 2.0, 0.0), "blur (20)": (0.0, 0.0, 20.0)}
 HIGH_FREQUENCY = 0.25  # cycles / pixel
+# the regularization figure's tile titles (the full names are results.json's keys)
+SHORT = {"none": "none", "L1 (0.5)": "L1 0.5", "total variation (2)": "TV 2",
+         "blur (20)": "blur 20", "transformation robustness": "transforms",
+         "preconditioning only": "Fourier", "preconditioning + transformation robustness":
+         "Fourier+transf."}
 
 
 def high_frequency_fraction(images: np.ndarray, cutoff: float = HIGH_FREQUENCY) -> np.ndarray:
@@ -263,11 +268,14 @@ def main(argv=None):
         act = float(activations(forward, image)[0, u])
         reg.setdefault(name, {})[str(u)] = {"unit_activation": act, "high_frequency_fraction": hf}
         tiles.append(image[0])
-        labels.append(f"{layer}:{u} {name}\nact {act:.1f}, HF {100 * hf:.1f}%")
+        labels.append(f"unit {u}: {SHORT[name]}\nact {act:.1f}, HF {100 * hf:.0f}%")
     fvjax.plot.image_grid(np.stack(tiles), os.path.join(args.out, "regularization.png"),
                           ncols=len(finals), labels=labels, label_fontsize=6,
-                          title=f"regularization, {steps} Adam steps at {size} px (HF: power above "
-                                f"{HIGH_FREQUENCY} cycles/px; photos {100 * photo_hf.mean():.1f}%)")
+                          title=f"regularization of {layer} units, {steps} Adam steps at {size} "
+                                f"px; TV: total variation; transforms: transformation robustness;"
+                                f"\nFourier: decorrelated Fourier parameterization "
+                                f"(preconditioning); HF: power above {HIGH_FREQUENCY} cycles/px "
+                                f"(photos {100 * photo_hf.mean():.1f}%)")
     results["regularization"] = {
         "per_variant": reg,
         "mean_high_frequency_fraction": {n: float(np.mean([v["high_frequency_fraction"]
