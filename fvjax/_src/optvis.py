@@ -378,17 +378,22 @@ def check(model: Model, objective, settings: Settings) -> None:
   if min(seen) < model.min_size and not model.fixed_size:
     raise FvjaxError(f"the transforms turn {size[0]}x{size[1]} images into {seen[0]}x{seen[1]}, "
                      f"smaller than model {model.name!r} can take (minimum {model.min_size})")
-  check_input(model, seen, f"the {seen[0]}x{seen[1]} images the transforms make of "
-                           f"{size[0]}x{size[1]} renders")
   units, stacked, _ = objectives_lib.stack(objective)
   stacked.check(model)
   # The objective meets the model's activations at the size the loop feeds it (abstract
-  # evaluation, no FLOPs): checks that depend on it (a neuron's position) fail here.
+  # evaluation, no FLOPs): checks that depend on it (a neuron's position) fail here. The
+  # model is traced once; only when this fails is it traced alone, so that a model that
+  # cannot take these images gets its own message rather than the objective's.
   seen_images = jax.ShapeDtypeStruct((shape[0], *seen, 3), jnp.float32)
-  _, acts = check_traced(
-      lambda m, o, x: (jax.vmap(lambda one: one(_acts(m, x)), axis_size=units)(o),
-                       _acts(m, x)),
-      model, stacked, seen_images, what=f"the objective on model {model.name!r}")
+  try:
+    _, acts = check_traced(
+        lambda m, o, x: (jax.vmap(lambda one: one(_acts(m, x)), axis_size=units)(o),
+                         _acts(m, x)),
+        model, stacked, seen_images, what=f"the objective on model {model.name!r}")
+  except FvjaxError:
+    check_input(model, seen, f"the {seen[0]}x{seen[1]} images the transforms make of "
+                             f"{size[0]}x{size[1]} renders")
+    raise
   check_memory(model, acts, units, size)
 
 
