@@ -13,8 +13,7 @@ lambda1 1e-4, lambda2 1e-2, beta 3, a 28x28 mask upsampled x8 by nearest neighbo
 smoothed (5 px), jitter 4, blur sigma 10, initialised at the smallest centred blurred disc
 whose deletion removes the class (``init="circle"``).
 
-Default (2-core CPU): 6 photos (the run took the wall time in results.json on a machine
-shared by many jobs).
+Default (2-core CPU): 36 photos, about 33 minutes (the wall time is in results.json).
 
     python experiments/attribution/deletion/main.py \
         --out experiments/attribution/deletion/results --seed 0
@@ -29,8 +28,8 @@ Paper scale (GPU/TPU): every correctly classified shared photo (~580), occlusion
     python experiments/attribution/deletion/main.py --scale paper \
         --out experiments/attribution/deletion/results_paper --seed 0
 
-Writes config.json, results.json, results.md, deletion_bars.png, deletion_levels.png and
-panel.png to --out.
+Writes config.json, results.json, paired.json (the mask against each method, photo by photo:
+see paired.py), results.md, deletion_bars.png, deletion_levels.png and panel.png to --out.
 """
 
 from __future__ import annotations
@@ -47,6 +46,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # noqa: E402
+import paired  # noqa: E402  (this folder, the script's own)
 
 import fvjax  # noqa: E402
 from fvjax import attribution as A  # noqa: E402
@@ -55,7 +55,7 @@ LEVELS = (0.2, 0.1, 0.05, 0.01)
 METHODS = ("mask", "gradient", "gradient x input", "guided backprop", "occlusion")
 PAPER_MASK = {"steps": 300, "init": "circle", "upsample": "nearest"}
 SCALES = {
-    "default": {"n_photos": 6, "n_thresholds": 100,
+    "default": {"n_photos": 36, "n_thresholds": 100,
                 "mask": {**PAPER_MASK, "batch_size": 6},
                 "occlusion": {"window": 32, "stride": 16}},
     "library-defaults": {"n_photos": 16, "n_thresholds": 20,
@@ -210,6 +210,7 @@ def main(argv=None):
                             "Grad-CAM", "gradient", "guided backprop"]},
   }
   common.write_json(os.path.join(args.out, "results.json"), results_json)
+  common.write_json(os.path.join(args.out, "paired.json"), paired.paired(results_json))
   lines = [f"# Deletion game on {model.name}: smallest blurred box (% of image)", "",
            f"{len(photos.names)} correctly classified shared photos, seed {args.seed}, scale "
            f"{args.scale}; mask: {cfg['mask']['steps']} Adam steps, penalties summed over the "
