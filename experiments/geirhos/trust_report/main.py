@@ -9,13 +9,13 @@ similar the visualization's path through the network is to the paths of the unit
 top-activating natural photos (reported). The experiment measures flag rates on
 
 * leaky_re_lu_12 units of the original model (should not be flagged),
-* the same units with silent units added (part 2 recipe; should be flagged),
+* the same units with silent units added (part 2, the authors' notebook construction; should be flagged),
 * class logits of the part-1 fooling circuit (permutation target; should be flagged) and
   the same class logits of the original model (should not be flagged). The fooling circuit
   needs a trained visualization detector E: it is trained here at a reduced size with
   `fvjax.reliability.fooling` (``--fooled off`` skips this part).
 
-Reproduce (CPU, 2 cores, about 5 minutes; most of it renders):
+Reproduce (CPU, 2 cores, about 5 minutes idle, 9 beside other jobs; most of it renders):
 
     python experiments/geirhos/trust_report/main.py \
         --out experiments/geirhos/trust_report/results --seed 0
@@ -49,13 +49,16 @@ PHOTOS = str(shared_photos_dir())
 SCALES = {
     "default": dict(units_every=16, size=64, steps=128, top_k=8, n_reference=64,
                     fooled_train_classes=48, fooled_eval_classes=16, detector_steps=600,
+                    target_steps=256,
                     detector_batch=64, detector_photo_size=96,
                     snapshot_steps=[0, 2, 4, 8, 16, 32, 64, 128]),
     "paper": dict(units_every=1, size=224, steps=512, top_k=16, n_reference=256,
                   fooled_train_classes=800, fooled_eval_classes=200, detector_steps=5000,
+                  target_steps=2000,
                   detector_batch=256, detector_photo_size=256, snapshot_steps=None),
     "smoke": dict(units_every=128, size=32, steps=4, top_k=4, n_reference=16,  # plumbing
                   fooled_train_classes=4, fooled_eval_classes=3, detector_steps=4,
+                  target_steps=4,
                   detector_batch=8, detector_photo_size=64, snapshot_steps=[0, 2, 4]),
 }
 UNIT_LAYER, CONV = "leaky_re_lu_12", "conv2d_12"
@@ -157,7 +160,8 @@ def main(argv=None):
   synsets = [l.split("\t")[0] for l in open(os.path.join(REPO, "fvjax", "weights",
                                                            "tiny_darknet_labels.tsv"))]
   key = jax.random.key(args.seed)
-  k_units, k_fool_classes, k_fool, k_logits = (jax.random.fold_in(key, i) for i in range(4))
+  k_units, k_fool_classes, k_fool, k_logits, k_target = (jax.random.fold_in(key, i)
+                                                          for i in range(5))
   units = np.arange(args.unit_offset, model.layer_shape(UNIT_LAYER)[-1], sc["units_every"])
   all_path = paths.path_layers(model)
   unit_path = paths.path_layers(model, up_to=UNIT_LAYER, logits=False)
@@ -172,12 +176,16 @@ def main(argv=None):
                        "(22) and the smallest with silent units (129) in that run, and the "
                        "read-out criterion was added for the fooling circuit (see README)",
       "natural_images": "the 1000 shared photos at 224x224",
-      "silent_units": "part 2 recipe: conv2d_12, all 512 units, target strawberry photo, "
-                      "mix 0.5, gain 100, bias = -max over the 1000 photos (1e-4 slack)",
+      "silent_units": "part 2, the authors' notebook construction (as silent_units/main.py): "
+                      "conv2d_12, all 512 units, target the visualization of unit 0 of "
+                      f"{UNIT_LAYER} ({sc['target_steps']} steps, {sc['size']} px), target "
+                      "filter not centred, mix 3, gain 100, bias = -max over the 1000 photos "
+                      "(1e-4 slack)",
       "path_layers_units": unit_path, "path_layers_logits": all_path,
       "keys": "unit renders fold_in(key(seed), 0) for both models (same starting images); "
               "fooled-class choice fold_in(key, 1); E training fold_in(key, 2); logit "
-              "renders fold_in(key, 3) for both models",
+              "renders fold_in(key, 3) for both models; the silent units' target "
+              "visualization fold_in(key, 4)",
       "fooled": args.fooled,
   }
 
@@ -187,10 +195,12 @@ def main(argv=None):
   acts = natural_pass(model, photos.images, [UNIT_LAYER, "logits"], all_path)
   nat_units = split_statistics(acts, UNIT_LAYER, unit_path)
 
-  log("silent units (part 2 recipe)")
-  target = fvjax.data.load_image(os.path.join(PHOTOS, "n07745940_strawberry.jpg"), 224,
-                                 crop=True)[None]
-  su = silent.make_silent_units(model, CONV, target, photos.images, mix=0.5, gain=100.0)
+  log(f"silent units (the notebook's construction): target = unit 0's visualization, "
+      f"{sc['target_steps']} steps")
+  target = fvjax.render(model, fvjax.objectives.channel(UNIT_LAYER, 0), key=k_target,
+                        steps=sc["target_steps"], size=sc["size"]).images
+  su = silent.make_silent_units(model, CONV, target, photos.images, mix=3.0, gain=100.0,
+                                centre=False)
   check = paths.layer_activations(su.model, photos.images[:100], unit_path,
                                   extra={"m": f"{UNIT_LAYER}:mean"})
   identical = bool(np.array_equal(check["m"], nat_units.unit_mean[:100]) and all(
@@ -205,39 +215,44 @@ def main(argv=None):
   log(f"trust reports: {len(units)} units of {UNIT_LAYER}, silent units added")
   reports["silent_units"], images["silent_units"] = judged(
       su.model, UNIT_LAYER, units, k_units, nat_units, criteria, sc)
+  # Did each unit's branch switch on? Where it did not, the visualization is the honest one
+  # (the same keys give the original's image), and a flag would be a false alarm.
+  on = silent.branch_preactivation(su, images["silent_units"])[np.arange(len(units)), units] > 0
+  unchanged = np.array([np.array_equal(a, b) for a, b in zip(images["original_units"],
+                                                             images["silent_units"])])
+  flagged = np.array([r.flagged for r in reports["silent_units"]])
+  results["silent_units_branches"] = {
+      "branch_on": on.tolist(), "visualization_identical_to_original": unchanged.tolist(),
+      "units_branch_on": int(on.sum()), "flagged_where_branch_on": int(flagged[on].sum()),
+      "flagged_where_branch_off": int(flagged[~on].sum()),
+      "identical_where_branch_off": int(unchanged[~on].sum())}
+  log(f"silent units: branch on for {on.sum()} of {len(units)}; flagged {flagged[on].sum()} "
+      f"of those, {flagged[~on].sum()} of the others ({unchanged[~on].sum()} of which render "
+      "exactly the original's image)")
 
   if args.fooled == "train":
-    try:
-      from fvjax.reliability import fooling  # noqa: F401
-      available = hasattr(fooling, "fooled_model")
-    except ImportError:
-      available = False
-    if not available:
-      log("HOOK: fvjax.reliability.fooling.fooled_model is not available; skipping")
-      results["fooled"] = "skipped: fooling.fooled_model not available"
-    else:
-      truth = np.array([synsets.index(s) for s in photos.labels])
-      order = np.asarray(jax.random.permutation(k_fool_classes, len(truth)))
-      eval_classes = np.sort(truth[order[:sc["fooled_eval_classes"]]])
-      train_classes = np.sort(truth[order[sc["fooled_eval_classes"]:
-                                          sc["fooled_eval_classes"] +
-                                          sc["fooled_train_classes"]]])
-      fooled, info = build_fooled(model, photos, synsets, k_fool, sc, eval_classes,
-                                  train_classes)
-      log("natural activations of the fooled model")
-      facts = natural_pass(fooled, photos.images, ["logits"], all_path)
-      nat_fooled = split_statistics(facts, "logits", all_path)
-      nat_logits = split_statistics(acts, "logits", all_path)
-      info["fooled_natural_top1_agreement"] = float(np.mean(
-          facts["logits"].argmax(1) == acts["logits"].argmax(1)))
-      info["eval_classes"] = eval_classes.tolist()
-      results["fooled"] = info
-      log(f"trust reports: {len(eval_classes)} fooled class logits")
-      reports["fooled_logits"], images["fooled_logits"] = judged(
-          fooled, "logits", eval_classes, k_logits, nat_fooled, logit_criteria, sc)
-      log(f"trust reports: the same {len(eval_classes)} class logits, original model")
-      reports["original_logits"], images["original_logits"] = judged(
-          model, "logits", eval_classes, k_logits, nat_logits, logit_criteria, sc)
+    truth = np.array([synsets.index(s) for s in photos.labels])
+    order = np.asarray(jax.random.permutation(k_fool_classes, len(truth)))
+    eval_classes = np.sort(truth[order[:sc["fooled_eval_classes"]]])
+    train_classes = np.sort(truth[order[sc["fooled_eval_classes"]:
+                                        sc["fooled_eval_classes"] +
+                                        sc["fooled_train_classes"]]])
+    fooled, info = build_fooled(model, photos, synsets, k_fool, sc, eval_classes,
+                                train_classes)
+    log("natural activations of the fooled model")
+    facts = natural_pass(fooled, photos.images, ["logits"], all_path)
+    nat_fooled = split_statistics(facts, "logits", all_path)
+    nat_logits = split_statistics(acts, "logits", all_path)
+    info["fooled_natural_top1_agreement"] = float(np.mean(
+        facts["logits"].argmax(1) == acts["logits"].argmax(1)))
+    info["eval_classes"] = eval_classes.tolist()
+    results["fooled"] = info
+    log(f"trust reports: {len(eval_classes)} fooled class logits")
+    reports["fooled_logits"], images["fooled_logits"] = judged(
+        fooled, "logits", eval_classes, k_logits, nat_fooled, logit_criteria, sc)
+    log(f"trust reports: the same {len(eval_classes)} class logits, original model")
+    reports["original_logits"], images["original_logits"] = judged(
+        model, "logits", eval_classes, k_logits, nat_logits, logit_criteria, sc)
   else:
     results["fooled"] = "skipped (--fooled off)"
 
