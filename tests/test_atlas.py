@@ -20,6 +20,9 @@ import fvjax.atlas
 from fvjax.data import image_folder
 from tests.conftest import SHARED_PHOTOS
 
+# a whole atlas build and a browser session, ~30 s: CI runs them (-m slow)
+pytestmark = pytest.mark.slow
+
 LAYERS = ["leaky_re_lu_1", "leaky_re_lu_2"]
 SETTINGS = dict(units="0:2", steps=4, size=32, k=2, batch_units=1, progress=False)
 

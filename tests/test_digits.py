@@ -36,6 +36,7 @@ def test_load_and_halves(data):
     dg.spec("FC7")
 
 
+@pytest.mark.slow  # trains the digit models, ~12 s: CI runs it (-m slow)
 def test_models_train_to_expected_accuracy(data):
   key = jax.random.key(0)
   err = {}

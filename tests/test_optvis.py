@@ -229,6 +229,7 @@ print(json.dumps({"shape": list(images.shape), "pixel": float(jnp.abs(images - r
 """
 
 
+@pytest.mark.slow  # a process with 2 simulated devices, ~15 s: CI runs it (-m slow)
 def test_user_loop_under_shard_map_over_two_devices(run_on_simulated_devices):
   import json
   diffs = json.loads(run_on_simulated_devices(SHARD_MAP_SCRIPT, 2).strip().splitlines()[-1])

@@ -1,5 +1,7 @@
 import pathlib
 
+import pytest
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -16,6 +18,7 @@ def test_ci_runs_the_slow_tests_the_default_suite_leaves_out():
   assert "addopts = \"-m 'not slow'\"" in (REPO / "pyproject.toml").read_text()
 
 
+@pytest.mark.slow  # every loop example of the README run as written, ~16 s: CI runs it (-m slow)
 def test_write_your_own_loop_examples_run_as_written(tiny_darknet, capsys):
   """The README's "Write your own loop" code blocks, executed as they stand."""
   import numpy as np

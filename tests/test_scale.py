@@ -49,6 +49,7 @@ SHARDED_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a process with 8 simulated devices, ~25 s: CI runs it (-m slow)
 def test_sharded_render_agrees_with_unsharded(run_on_simulated_devices):  # 8 devices
   """What holds between sharded and unsharded runs (README, Scale): the same optimization,
   not the same bits. A device's program is compiled for its own batch of units (here 1 unit
