@@ -6,7 +6,7 @@ crops and flips), and compare the spatially averaged activations of every leaky_
 max-pool layer and the logits by Spearman rank correlation. Per layer, normalise so that
 natural views of the same class score 1 and natural views of different classes score 0.
 
-Reproduce (CPU, 2 cores, about 6 minutes):
+Reproduce (CPU, 2 cores, about 3 minutes):
 
     python experiments/geirhos/path_similarity/main.py \
         --out experiments/geirhos/path_similarity/results --seed 0
