@@ -147,13 +147,9 @@ def write_layer(out, manifest, position, info, fmt) -> None:
                  f'id="u{unit}"><img loading="lazy" src="img/{unit}.{fmt}" width="96" '
                  f'height="96" alt="{_e(layer["layer"])} unit {unit}"><span>{unit}'
                  f'{" &#9888;" if flagged else ""}</span></a>')
-  neighbours = []
-  if position > 0:
-    neighbours.append(f'<a rel="prev" href="../{_e(layers[position - 1]["folder"])}/index.html">'
-                      f'&larr; {_e(layers[position - 1]["layer"])}</a>')
-  if position + 1 < len(layers):
-    neighbours.append(f'<a rel="next" href="../{_e(layers[position + 1]["folder"])}/index.html">'
-                      f'{_e(layers[position + 1]["layer"])} &rarr;</a>')
+  neighbours = _prev_next(position, len(layers),
+                          lambda i: f"../{layers[i]['folder']}/index.html",
+                          lambda i: layers[i]["layer"])
   flagged = sum(info[u]["trust"]["flagged"] for u in units)
   body = (_nav(['<a href="../index.html">atlas</a>', _e(layer["layer"])])
           + f'<header><h1>{_e(layer["layer"])}</h1><p>shape '
@@ -163,6 +159,17 @@ def write_layer(out, manifest, position, info, fmt) -> None:
           f'<main class="grid">{"".join(tiles)}</main>')
   _write(os.path.join(out, layer["folder"], "index.html"),
          _page(f"{layer['layer']} - {manifest['model']} atlas", "../", body))
+
+
+def _prev_next(index: int, count: int, href, label) -> list[str]:
+  """The ``rel="prev"`` / ``rel="next"`` links (the arrow keys follow them) to the neighbours
+  of item ``index`` of ``count``; ``href(i)`` and ``label(i)`` give neighbour ``i``'s."""
+  links = []
+  if index > 0:
+    links.append(f'<a rel="prev" href="{_e(href(index - 1))}">&larr; {_e(label(index - 1))}</a>')
+  if index + 1 < count:
+    links.append(f'<a rel="next" href="{_e(href(index + 1))}">{_e(label(index + 1))} &rarr;</a>')
+  return links
 
 
 def _figure(src, caption, cls="", width=None) -> str:
@@ -203,13 +210,8 @@ def write_unit(out, manifest, position, unit_index, info, snapshots, diversity, 
   trust = data["trust"]
   name = layer["layer"]
   steps = manifest["settings"]["steps"]
-  links = []
-  if unit_index > 0:
-    links.append(f'<a rel="prev" href="{units[unit_index - 1]}.html">&larr; unit '
-                 f'{units[unit_index - 1]}</a>')
-  if unit_index + 1 < len(units):
-    links.append(f'<a rel="next" href="{units[unit_index + 1]}.html">unit '
-                 f'{units[unit_index + 1]} &rarr;</a>')
+  links = _prev_next(unit_index, len(units), lambda i: f"{units[i]}.html",
+                     lambda i: f"unit {units[i]}")
   for other in (position - 1, position + 1):
     if 0 <= other < len(layers):
       o = layers[other]
