@@ -15,9 +15,11 @@ import argparse
 import json
 import math
 import os
+from types import SimpleNamespace
 
 import numpy as np
 
+from fvjax import attribution as A
 from fvjax.experiment import write_json
 
 LEVELS = (0.2, 0.1, 0.05, 0.01)
@@ -32,17 +34,15 @@ def sign_test(wins: int, losses: int) -> float:
   return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
 
 
-def smallest_area(areas: np.ndarray, normalized: np.ndarray, level: float) -> np.ndarray:
-  """Per photo, the smallest box area whose normalised score is <= ``level`` (1.0 if none)."""
-  return np.where(normalized <= level, areas, 1.0).min(axis=1)
-
-
 def paired(results: dict, reference: str = "mask") -> dict:
   per = results["per_image"]
+  # minimal_deletion_area reads only a result's areas and normalised scores, which
+  # results.json stores per method
+  games = {m: SimpleNamespace(areas=np.asarray(per[m]["areas"]),
+                              normalized=np.asarray(per[m]["normalized"])) for m in per}
   out = {}
   for level in LEVELS:
-    area = {m: smallest_area(np.asarray(per[m]["areas"]), np.asarray(per[m]["normalized"]),
-                             level) for m in per}
+    area = {m: A.minimal_deletion_area(game, level) for m, game in games.items()}
     for method in per:
       if method == reference:
         continue
