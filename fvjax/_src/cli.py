@@ -170,14 +170,12 @@ def prepare_out(path: str, *, outputs: tuple[str, ...], overwrite: bool) -> None
   """Check and create the output folder before any work: a file, an unwritable folder or a
   folder holding another run's outputs (unless ``overwrite``, which deletes them) is an
   `FvjaxError`."""
-  if os.path.exists(path) and not os.path.isdir(path):
-    raise FvjaxError(f"--out {path!r} is a file; give a folder (it is created if missing)")
   old = [name for name in outputs if os.path.exists(os.path.join(path, name))]
   if old and not overwrite:
     raise FvjaxError(f"--out {path!r} holds the outputs of another run ({', '.join(old)}); "
                      "use another folder or pass --overwrite to replace them")
   from fvjax._src import stored
-  stored.output_folder(path)
+  stored.output_folder(path)  # a file, or a folder that cannot be written, is refused here
   for name in old:
     os.remove(os.path.join(path, name))
 
