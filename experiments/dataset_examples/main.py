@@ -72,8 +72,10 @@ def main(argv=None):
   ap.add_argument("--seed", type=int, default=0)
   args = ap.parse_args(argv)
   scale = SCALES[args.scale]
-  args.steps = args.steps or scale["steps"]
-  args.render_size = args.render_size or scale["render_size"]
+  if args.steps is None:
+    args.steps = scale["steps"]
+  if args.render_size is None:
+    args.render_size = scale["render_size"]
 
   model = fvjax.zoo.load("tiny-darknet")
   depth = model.layer_shape(args.layer)[-1]

@@ -256,22 +256,18 @@ def main(argv=None):
   else:
     results["fooled"] = "skipped (--fooled off)"
 
-  results["summary"] = {name: describe(reps) for name, reps in reports.items()}
+  summary = {name: describe(reps) for name, reps in reports.items()}
   results["reports"] = {name: [r.to_dict() for r in reps] for name, reps in reports.items()}
   results["runtime_s"] = time.time() - t0
   write_json(os.path.join(args.out, "config.json"), cfg)
   write_json(os.path.join(args.out, "results.json"),
-             {"summary": results.pop("summary"), **results})
+             {"summary": summary, **results})
   plot_trust(reports, criteria, os.path.join(args.out, "fig_trust.png"))
   plot_examples(reports, images, photos.images, os.path.join(args.out, "fig_examples.png"))
   print(json.dumps(jsonable({k: {m: v[m] for m in ("flagged", "drive", "silent",
                                                     "unexplained", "units")}
-                             for k, v in describe_all(reports).items()}), indent=2))
+                             for k, v in summary.items()}), indent=2))
   log(f"wrote {args.out} in {time.time() - t0:.0f} s")
-
-
-def describe_all(reports):
-  return {name: describe(reps) for name, reps in reports.items()}
 
 
 STYLE = {"original_units": ("tab:blue", "o", "original, leaky_re_lu_12 units"),
