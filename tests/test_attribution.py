@@ -239,6 +239,7 @@ def test_circle_init_is_the_smallest_disc_that_removes_the_class():
   assert np.isnan(constant.init_radius).all()
 
 
+@pytest.mark.slow  # both mask games on a shared photo, ~15 s: CI runs it (-m slow)
 @needs_shared
 def test_meaningful_perturbation_on_a_real_photo(tiny_darknet):
   photo = fvjax.data.load_image(str(SHARED_PHOTOS / "n01443537_goldfish.jpg"), 64)[None]

@@ -56,6 +56,7 @@ def test_console_script_is_installed():
   assert "conv2d_16" in done.stdout
 
 
+@pytest.mark.slow  # CLI renders of expressions, directions and MaCo, ~14 s: CI runs it (-m slow)
 def test_render_objective_expression_directions_and_maco(tmp_path):
   out = tmp_path / "expr"
   assert cli.main(["render", "--objective", "channel:leaky_re_lu_4:3 + 10*diversity:leaky_re_lu_4",

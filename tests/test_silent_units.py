@@ -133,6 +133,7 @@ def test_filter_probe_and_errors(tiny_darknet):
     silent.silent_filters(np.ones((1, 1, 2, 1)), np.ones((1, 1, 2, 1)), mix=-1.0)
 
 
+@pytest.mark.slow  # 40 shared photos at 224 px, ~8 s: CI runs it (-m slow)
 @needs_shared
 def test_silent_on_shared_photos_and_predictions_unchanged(tiny_darknet):
   photos = fvjax.data.image_folder(str(SHARED_PHOTOS), 224, limit=40)
